@@ -1,0 +1,38 @@
+# Atoll — run `make` for the list of targets.
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Unit packages: everything but the end-to-end suites under test/e2e.
+UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test/e2e/)
+E2E_TIMEOUT ?= 60m
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/atoll
+	$(GO) build -o bin/atoll ./cmd/atoll
+
+.PHONY: testenv
+testenv: ## Build and cache the test bed's Kubernetes, etcd and kwok binaries
+	$(GO) run ./test/env build
+
+.PHONY: test
+test: lint testenv test-unit e2e ## Lint, unit tests (race) and end-to-end tests: the full check
+
+.PHONY: test-unit
+test-unit: ## Unit tests with the race detector
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+.PHONY: e2e
+e2e: testenv ## End-to-end suites on the local multi-cluster bed (one package at a time)
+	$(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e/...
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
