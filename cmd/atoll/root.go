@@ -33,5 +33,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCommand())
+	root.AddCommand(newValidateCommand(), newPlanCommand())
 	return root
 }

@@ -49,10 +49,11 @@ type Cluster struct {
 	// 127.0.0.1 that this apiserver trusts when it calls a kubelet there.
 	KubeletServingCert, KubeletServingKey string
 
-	dir       string // the cluster's own directory under the bed's
-	ca        *authority
-	apiserver *Process
-	others    []*Process // scheduler, controller-manager, kwok
+	dir          string // the cluster's own directory under the bed's
+	containerLog string // what kwok serves as every container's log (remotes)
+	ca           *authority
+	apiserver    *Process
+	others       []*Process // scheduler, controller-manager, kwok
 }
 
 // Clientset returns an admin clientset for the cluster.
@@ -264,7 +265,11 @@ func (c *Cluster) kwokProcess(bin Binaries, envDir string, port int, files map[s
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range append(bin.KwokStages, stages...) {
+	debugging, err := c.debuggingConfig()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range append(append(bin.KwokStages, stages...), debugging) {
 		args = append(args, "--config="+s)
 	}
 	return &Process{

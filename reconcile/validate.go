@@ -1,0 +1,274 @@
+package reconcile
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// ReservedLabelKeys are node labels Atoll sets itself; declarations may
+// not set them (nor any other key in the atoll.dev/ prefix).
+var ReservedLabelKeys = []string{"type", "kubernetes.io/role", "kubernetes.io/hostname", "atoll.dev/cluster"}
+
+// MaxNamespacePrefix bounds namespaces.prefix so that prefixed namespace
+// names keep room within the 63-character limit.
+const MaxNamespacePrefix = 20
+
+var namespacePrefixRE = regexp.MustCompile(`^[a-z0-9][-a-z0-9]*$`)
+
+// validateFleet checks every declaration and returns all problems found.
+func validateFleet(f *Fleet, mode Mode) ErrorList {
+	var errs ErrorList
+	add := func(e *FieldError) { errs = append(errs, e) }
+
+	clusters := make(map[string]*Cluster, len(f.Clusters))
+	for _, c := range f.Clusters {
+		validateMeta(c.doc, &c.Metadata, add)
+		if first, ok := clusters[c.Metadata.Name]; ok && c.Metadata.Name != "" {
+			add(c.doc.errorf(fieldPath{}.child("metadata").child("name"),
+				"duplicate cluster %q (first declared at %s)", c.Metadata.Name, first.doc.where(fieldPath{}.child("metadata").child("name"))))
+		} else {
+			clusters[c.Metadata.Name] = c
+		}
+		validateClusterSpec(c, mode, add)
+	}
+	policies := make(map[string]*PlacementPolicy, len(f.Policies))
+	for _, p := range f.Policies {
+		validateMeta(p.doc, &p.Metadata, add)
+		if first, ok := policies[p.Metadata.Name]; ok && p.Metadata.Name != "" {
+			add(p.doc.errorf(fieldPath{}.child("metadata").child("name"),
+				"duplicate placement policy %q (first declared at %s)", p.Metadata.Name, first.doc.where(fieldPath{}.child("metadata").child("name"))))
+		} else {
+			policies[p.Metadata.Name] = p
+		}
+		validatePolicySpec(p, add)
+	}
+	return errs
+}
+
+func validateMeta(d *document, m *ObjectMeta, add func(*FieldError)) {
+	path := fieldPath{}.child("metadata")
+	if m.Name == "" {
+		add(d.errorf(path.child("name"), "required"))
+	} else {
+		for _, msg := range validation.IsDNS1123Label(m.Name) {
+			add(d.errorf(path.child("name"), "invalid name %q: %s", m.Name, msg))
+		}
+	}
+	validateLabels(d, path.child("labels"), m.Labels, false, add)
+}
+
+// validateLabels checks label syntax; node labels also may not use
+// reserved keys.
+func validateLabels(d *document, path fieldPath, l map[string]string, node bool, add func(*FieldError)) {
+	for _, k := range sortedKeys(l) {
+		for _, msg := range validation.IsQualifiedName(k) {
+			add(d.errorf(path.key(k), "invalid label key %q: %s", k, msg))
+		}
+		for _, msg := range validation.IsValidLabelValue(l[k]) {
+			add(d.errorf(path.key(k), "invalid label value %q: %s", l[k], msg))
+		}
+		if node && (slices.Contains(ReservedLabelKeys, k) || strings.HasPrefix(k, "atoll.dev/")) {
+			add(d.errorf(path.key(k), "label %q is set by Atoll and cannot be declared", k))
+		}
+	}
+}
+
+func validateClusterSpec(c *Cluster, mode Mode, add func(*FieldError)) {
+	d := c.doc
+	spec := fieldPath{}.child("spec")
+	cred := spec.child("credentials")
+	switch r := c.Spec.Credentials.SecretRef; {
+	case r != nil && c.Spec.Credentials.Path != "":
+		add(d.errorf(cred, "set exactly one of secretRef and path, not both"))
+	case r == nil && c.Spec.Credentials.Path == "":
+		add(d.errorf(cred, "required: set secretRef (a Secret in Atoll's namespace) or, in watch mode, path"))
+	case r != nil:
+		if r.Name == "" {
+			add(d.errorf(cred.child("secretRef").child("name"), "required"))
+		}
+		for _, msg := range validation.IsDNS1123Subdomain(r.Name) {
+			if r.Name != "" {
+				add(d.errorf(cred.child("secretRef").child("name"), "invalid Secret name %q: %s", r.Name, msg))
+			}
+		}
+		for _, msg := range validation.IsConfigMapKey(r.Key) {
+			add(d.errorf(cred.child("secretRef").child("key"), "invalid Secret key %q: %s", r.Key, msg))
+		}
+	default:
+		if mode != ModeWatch {
+			add(d.errorf(cred.child("path"), "a kubeconfig path is allowed in watch mode only; in %s mode use secretRef (credentials never live in git)", modeName(mode)))
+		}
+	}
+	validateNodeTemplate(d, spec.child("node"), &c.Spec.Node, add)
+
+	ns := spec.child("namespaces")
+	switch c.Spec.Namespaces.Mode {
+	case NamespaceModeSame:
+		if c.Spec.Namespaces.Prefix != "" {
+			add(d.errorf(ns.child("prefix"), "only allowed with mode Prefix"))
+		}
+	case NamespaceModePrefix:
+		p := c.Spec.Namespaces.Prefix
+		switch {
+		case p == "":
+			add(d.errorf(ns.child("prefix"), "required with mode Prefix"))
+		case len(p) > MaxNamespacePrefix:
+			add(d.errorf(ns.child("prefix"), "prefix %q is longer than %d characters", p, MaxNamespacePrefix))
+		case !namespacePrefixRE.MatchString(p):
+			add(d.errorf(ns.child("prefix"), "invalid prefix %q: lower-case letters, digits and '-', starting with a letter or digit", p))
+		}
+	default:
+		add(d.errorf(ns.child("mode"), "unsupported value %q: want %s or %s", c.Spec.Namespaces.Mode, NamespaceModeSame, NamespaceModePrefix))
+	}
+}
+
+func modeName(m Mode) string {
+	if m == "" {
+		return string(ModeGit)
+	}
+	return string(m)
+}
+
+func validateNodeTemplate(d *document, path fieldPath, n *NodeTemplate, add func(*FieldError)) {
+	validateLabels(d, path.child("labels"), n.Labels, true, add)
+	type keyEffect struct {
+		key    string
+		effect TaintEffect
+	}
+	seen := make(map[keyEffect]int, len(n.Taints))
+	for i, t := range n.Taints {
+		tp := path.child("taints").index(i)
+		if t.Key == "" {
+			add(d.errorf(tp.child("key"), "required"))
+		} else {
+			for _, msg := range validation.IsQualifiedName(t.Key) {
+				add(d.errorf(tp.child("key"), "invalid taint key %q: %s", t.Key, msg))
+			}
+		}
+		for _, msg := range validation.IsValidLabelValue(t.Value) {
+			add(d.errorf(tp.child("value"), "invalid taint value %q: %s", t.Value, msg))
+		}
+		switch t.Effect {
+		case TaintEffectNoSchedule, TaintEffectPreferNoSchedule, TaintEffectNoExecute:
+		case "":
+			add(d.errorf(tp.child("effect"), "required: NoSchedule, PreferNoSchedule or NoExecute"))
+		default:
+			add(d.errorf(tp.child("effect"), "unsupported value %q: want NoSchedule, PreferNoSchedule or NoExecute", t.Effect))
+		}
+		ke := keyEffect{t.Key, t.Effect}
+		if j, dup := seen[ke]; dup {
+			add(d.errorf(tp, "duplicate taint %s:%s (also at taints[%d])", t.Key, t.Effect, j))
+		} else {
+			seen[ke] = i
+		}
+	}
+	cp := path.child("capacity")
+	for _, r := range capacityResources(&n.Capacity) {
+		if r.q == nil {
+			continue
+		}
+		if r.q.Sign() <= 0 {
+			add(d.errorf(cp.child(r.name), "must be positive, got %s", quantityString(r.q)))
+		} else if r.name == "pods" && r.q.MilliValue()%1000 != 0 {
+			add(d.errorf(cp.child(r.name), "must be a whole number, got %s", quantityString(r.q)))
+		}
+	}
+}
+
+func validatePolicySpec(p *PlacementPolicy, add func(*FieldError)) {
+	d := p.doc
+	spec := fieldPath{}.child("spec")
+	if p.Spec.ClusterSelector == nil {
+		add(d.errorf(spec.child("clusterSelector"), "required (use {} to pick every cluster)"))
+	} else {
+		for _, e := range selectorErrors(p.Spec.ClusterSelector) {
+			add(d.errorf(spec.child("clusterSelector").append(e.path...), "%s", e.msg))
+		}
+	}
+	validateNodeTemplate(d, spec.child("node"), &p.Spec.Node, add)
+	if t := p.Spec.TolerateIn; t != nil {
+		tp := spec.child("tolerateIn")
+		for _, e := range selectorErrors(&t.NamespaceSelector) {
+			add(d.errorf(tp.child("namespaceSelector").append(e.path...), "%s", e.msg))
+		}
+		if len(p.Spec.Node.Taints) == 0 {
+			add(d.errorf(tp, "has nothing to tolerate: spec.node.taints is empty"))
+		}
+	}
+}
+
+func (p fieldPath) append(elems ...pathElem) fieldPath {
+	return append(p[:len(p):len(p)], elems...)
+}
+
+type selectorError struct {
+	path fieldPath
+	msg  string
+}
+
+// selectorErrors checks a label selector's syntax.
+func selectorErrors(s *LabelSelector) []selectorError {
+	var out []selectorError
+	for _, k := range sortedKeys(s.MatchLabels) {
+		p := fieldPath{}.child("matchLabels").key(k)
+		for _, msg := range validation.IsQualifiedName(k) {
+			out = append(out, selectorError{p, fmt.Sprintf("invalid label key %q: %s", k, msg)})
+		}
+		for _, msg := range validation.IsValidLabelValue(s.MatchLabels[k]) {
+			out = append(out, selectorError{p, fmt.Sprintf("invalid label value %q: %s", s.MatchLabels[k], msg)})
+		}
+	}
+	for i, r := range s.MatchExpressions {
+		p := fieldPath{}.child("matchExpressions").index(i)
+		if _, err := selectorRequirement(r); err != nil {
+			out = append(out, selectorError{p, err.Error()})
+		}
+	}
+	return out
+}
+
+var selectorOps = map[string]selection.Operator{
+	"In":           selection.In,
+	"NotIn":        selection.NotIn,
+	"Exists":       selection.Exists,
+	"DoesNotExist": selection.DoesNotExist,
+}
+
+func selectorRequirement(r LabelSelectorRequirement) (*labels.Requirement, error) {
+	op, ok := selectorOps[r.Operator]
+	if !ok {
+		return nil, fmt.Errorf("unsupported operator %q: want In, NotIn, Exists or DoesNotExist", r.Operator)
+	}
+	req, err := labels.NewRequirement(r.Key, op, r.Values)
+	if err != nil {
+		return nil, fmt.Errorf("invalid requirement: %w", err)
+	}
+	return req, nil
+}
+
+// toSelector converts a (validated) LabelSelector; an empty selector
+// selects everything, like metav1.LabelSelectorAsSelector.
+func toSelector(s *LabelSelector) (labels.Selector, error) {
+	sel := labels.NewSelector()
+	for _, k := range sortedKeys(s.MatchLabels) {
+		req, err := labels.NewRequirement(k, selection.Equals, []string{s.MatchLabels[k]})
+		if err != nil {
+			return nil, fmt.Errorf("matchLabels: %w", err)
+		}
+		sel = sel.Add(*req)
+	}
+	for _, r := range s.MatchExpressions {
+		req, err := selectorRequirement(r)
+		if err != nil {
+			return nil, err
+		}
+		sel = sel.Add(*req)
+	}
+	return sel, nil
+}
