@@ -17,7 +17,7 @@ build: ## Build bin/atoll
 	$(GO) build -o bin/atoll ./cmd/atoll
 
 .PHONY: testenv
-testenv: ## Build and cache the test bed's Kubernetes, etcd and kwok binaries
+testenv: ## Build and cache the test bed's binaries: Kubernetes, etcd, kwok and Gitea
 	$(GO) run ./test/env build
 
 .PHONY: test

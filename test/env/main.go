@@ -1,6 +1,6 @@
 // Command env builds and runs Atoll's local multi-cluster test bed.
 //
-//	go run ./test/env build                      # build and cache the binaries
+//	go run ./test/env build                      # build and cache the binaries (and Gitea)
 //	go run ./test/env up --dir D --remotes 2     # start master + 2 remotes
 //	go run ./test/env status --dir D             # what runs
 //	go run ./test/env down --dir D               # stop it and remove its data
@@ -56,7 +56,10 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "build":
-		_, err := testenv.Build(ctx, os.Stdout)
+		if _, err := testenv.Build(ctx, os.Stdout); err != nil {
+			return err
+		}
+		_, err := testenv.BuildGitea(ctx, os.Stdout)
 		return err
 	case "up":
 		if err := needDir(); err != nil {
