@@ -17,25 +17,16 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// remote is the validated endpoint plus the credentials to reach it.
-type remote struct {
-	url      string // as configured (never contains a password)
-	redacted string // safe to log
-	protocol string // https, http, ssh or file
-	auth     transport.AuthMethod
-	caBundle []byte
-	proxy    transport.ProxyOptions // SSH only: see deadline.go
-	// hostKeyFailed is set by the SSH host key callback when it refuses
-	// the server, so the error can be classified as ErrHostKey whatever
-	// go-git makes of it.
-	hostKeyFailed *atomic.Bool
-}
-
-// newRemote validates cfg's URL and credentials. It refuses file:// URLs
-// and local paths unless AllowLocal, plain http:// unless
-// AllowInsecureHTTP, git://, passwords inside the URL, and SSH without
-// known_hosts.
-func newRemote(cfg *GitConfig, stateDir string) (*remote, error) {
+// NewRemote validates cfg's URL and credential fields (URL, Username,
+// Password, CABundle, SSHPrivateKey, SSHPassphrase, KnownHosts,
+// AllowInsecureHTTP, AllowLocal; Timeout, default DefaultTimeout) with the
+// rules NewGitSource applies, and returns the remote they describe. It
+// refuses file:// URLs and local paths unless AllowLocal, plain http://
+// unless AllowInsecureHTTP, git://, passwords inside the URL, and SSH
+// without known_hosts. For SSH it writes KnownHosts to stateDir, a
+// directory the caller owns. It does not touch the network. Errors wrap
+// ErrInvalidConfig.
+func NewRemote(cfg GitConfig, stateDir string) (*Remote, error) {
 	if cfg.URL == "" {
 		return nil, invalidConfig("URL is required")
 	}
@@ -48,7 +39,10 @@ func newRemote(cfg *GitConfig, stateDir string) (*remote, error) {
 	if err != nil {
 		return nil, invalidConfig("parse URL: %v", err)
 	}
-	r := &remote{url: cfg.URL, redacted: ep.String(), protocol: ep.Protocol, caBundle: cfg.CABundle, hostKeyFailed: new(atomic.Bool)}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	r := &Remote{url: cfg.URL, redacted: ep.String(), protocol: ep.Protocol, caBundle: cfg.CABundle, timeout: cfg.Timeout, hostKeyFailed: new(atomic.Bool)}
 	if ep.Password != "" {
 		r.redacted = strings.Replace(r.redacted, ":"+url.PathEscape(ep.Password)+"@", ":***@", 1)
 	}
@@ -75,7 +69,7 @@ func newRemote(cfg *GitConfig, stateDir string) (*remote, error) {
 		if !hasSSHCreds {
 			return nil, invalidConfig("SSH private key is required for ssh URL %s", r.redacted)
 		}
-		auth, err := sshAuth(cfg, ep, stateDir, r.hostKeyFailed)
+		auth, err := sshAuth(&cfg, ep, stateDir, r.hostKeyFailed)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +128,7 @@ func sshAuth(cfg *GitConfig, ep *transport.Endpoint, stateDir string, failed *at
 }
 
 // classify maps transport failures onto this package's sentinels.
-func (r *remote) classify(err error) error {
+func (r *Remote) classify(err error) error {
 	if err == nil {
 		return nil
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/atoll-dev/atoll/test/gitserver"
 )
 
 func TestNewGitSourceConfig(t *testing.T) {
@@ -74,10 +76,10 @@ func TestNewGitSourceConfig(t *testing.T) {
 
 // TestGitSourceLocal shows AllowLocal working (and being needed).
 func TestGitSourceLocal(t *testing.T) {
-	f := newFixture(t)
-	sha := f.commit(map[string]string{"a.yaml": "a\n"}, "one")
-	f.push("main")
-	src, err := NewGitSource(GitConfig{URL: f.bare, CacheDir: t.TempDir(), AllowLocal: true, Logger: testLogger(t)})
+	f := gitserver.NewRepo(t)
+	sha := f.Commit(map[string]string{"a.yaml": "a\n"}, "one")
+	f.Push("main")
+	src, err := NewGitSource(GitConfig{URL: f.Bare, CacheDir: t.TempDir(), AllowLocal: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +103,10 @@ func TestGitSourceLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			f.commit(tt.files, "files")
-			f.push("main")
-			srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+			f := gitserver.NewRepo(t)
+			f.Commit(tt.files, "files")
+			f.Push("main")
+			srv := gitserver.Start(t, f.Root, gitserver.Options{})
 			src := newHTTPSource(t, srv, func(c *GitConfig) { c.Username, c.Password, c.Limits = "", "", tt.limits })
 			_, err := src.Fetch(fetchCtx(t))
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
@@ -166,14 +168,14 @@ func TestGitSourceUnsafeSymlink(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			f.write(map[string]string{"clusters/a.yaml": "a\n"})
-			if err := os.Symlink(tt.target, filepath.Join(f.work, "link.yaml")); err != nil {
+			f := gitserver.NewRepo(t)
+			f.Write(map[string]string{"clusters/a.yaml": "a\n"})
+			if err := os.Symlink(tt.target, filepath.Join(f.Work, "link.yaml")); err != nil {
 				t.Fatal(err)
 			}
-			f.commit(nil, "symlink")
-			f.push("main")
-			srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+			f.Commit(nil, "symlink")
+			f.Push("main")
+			srv := gitserver.Start(t, f.Root, gitserver.Options{})
 			src := newHTTPSource(t, srv, func(c *GitConfig) { c.Username, c.Password = "", "" })
 			snap, err := src.Fetch(fetchCtx(t))
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {

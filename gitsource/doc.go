@@ -33,6 +33,18 @@
 // command runs. file:// URLs and local paths need AllowLocal, plain http://
 // needs AllowInsecureHTTP; git:// is refused.
 //
+// Other writers to the fleet repository (the commit status notes) reach it
+// through a Remote, which applies these rules and the SSH deadline to
+// their own fetches and pushes:
+//
+//	r, err := gitsource.NewRemote(cfg, dir) // dir receives known_hosts
+//	if err != nil {
+//		return err // wraps ErrInvalidConfig
+//	}
+//	err = r.Fetch(ctx, repoDir, "+refs/notes/atoll:refs/notes/atoll")
+//	// ... commit to refs/notes/atoll in repoDir ...
+//	err = r.Push(ctx, repoDir, "refs/notes/atoll:refs/notes/atoll")
+//
 // With a SignaturePolicy every commit in Snapshot.Commits — not only the
 // head — must carry a valid OpenPGP or SSH signature by a trusted key, or
 // Fetch fails with a *VerificationError naming the commit (ErrUnsigned or

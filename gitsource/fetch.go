@@ -17,7 +17,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
-	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // resolve returns the hash the remote advertises for the ref: a commit, or
@@ -29,9 +28,7 @@ func (s *GitSource) resolve(ctx context.Context) (plumbing.Hash, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	s.remote.hostKeyFailed.Store(false)
-	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.remote.url}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: s.remote.auth, CABundle: s.remote.caBundle, ProxyOptions: s.remote.proxy})
+	refs, err := s.remote.list(ctx)
 	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
 		return plumbing.ZeroHash, fmt.Errorf("list refs of %s: %s: %w (repository is empty)", s.remote.redacted, s.refName, ErrRefNotFound)
 	}
@@ -111,20 +108,15 @@ func (s *GitSource) fetchSpec(ctx context.Context, repo *git.Repository, src str
 	}
 	s.budget.start(size)
 	defer s.budget.stop()
-	s.remote.hostKeyFailed.Store(false)
 
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: "origin", URLs: []string{s.remote.url}})
-	err = rem.FetchContext(ctx, &git.FetchOptions{
-		RefSpecs:     []config.RefSpec{config.RefSpec(src + ":" + dst.String())},
-		Depth:        max(depth, 0),
-		Auth:         s.remote.auth,
-		CABundle:     s.remote.caBundle,
-		ProxyOptions: s.remote.proxy,
-		Tags:         git.NoTags,
-		Force:        true,
+	err = s.remote.fetch(ctx, repo.Storer, &git.FetchOptions{
+		RefSpecs: []config.RefSpec{config.RefSpec(src + ":" + dst.String())},
+		Depth:    max(depth, 0),
+		Tags:     git.NoTags,
+		Force:    true,
 	})
 	if errors.Is(err, git.NoErrAlreadyUpToDate) {
 		err = nil

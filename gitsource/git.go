@@ -100,7 +100,7 @@ type GitConfig struct {
 type GitSource struct {
 	cfg      GitConfig
 	log      *slog.Logger
-	remote   *remote
+	remote   *Remote
 	verifier *verifier
 	refName  plumbing.ReferenceName // remote ref; "" for Commit
 	stateDir string
@@ -181,7 +181,7 @@ func NewGitSource(cfg GitConfig) (*GitSource, error) {
 			return nil, fmt.Errorf("create cache directory: %w", err)
 		}
 	}
-	r, err := newRemote(&cfg, stateDir)
+	r, err := NewRemote(cfg, stateDir)
 	if err != nil {
 		return nil, err
 	}

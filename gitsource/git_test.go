@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/atoll-dev/atoll/test/gitserver"
 )
 
 func fetchCtx(t *testing.T) context.Context {
@@ -20,7 +22,7 @@ func fetchCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func newHTTPSource(t *testing.T, srv *gitHTTPServer, mod func(*GitConfig)) *GitSource {
+func newHTTPSource(t *testing.T, srv *gitserver.Server, mod func(*GitConfig)) *GitSource {
 	t.Helper()
 	cfg := GitConfig{
 		URL:               srv.URL + "/fleet.git",
@@ -60,10 +62,10 @@ func TestGitSourceCloneOverHTTP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			sha := f.commit(map[string]string{"clusters/a.yaml": "name: a\n", "kustomization.yaml": "resources: []\n"}, "add cluster a")
-			f.push("main")
-			srv := startGitHTTP(t, f.root, gitHTTPOptions{user: "atoll", pass: "s3cret", tls: tt.tls})
+			f := gitserver.NewRepo(t)
+			sha := f.Commit(map[string]string{"clusters/a.yaml": "name: a\n", "kustomization.yaml": "resources: []\n"}, "add cluster a")
+			f.Push("main")
+			srv := gitserver.Start(t, f.Root, gitserver.Options{Username: "atoll", Password: "s3cret", TLS: tt.tls})
 			src := newHTTPSource(t, srv, func(c *GitConfig) {
 				c.Password = tt.pass
 				if tt.noCA {
@@ -79,7 +81,7 @@ func TestGitSourceCloneOverHTTP(t *testing.T) {
 				if tt.wantErr != errAny && !IsTerminal(err) {
 					t.Errorf("IsTerminal(%v) = false", err)
 				}
-				if n := srv.uploadPacks.Load(); n != 0 {
+				if n := srv.UploadPacks(); n != 0 {
 					t.Errorf("upload-pack requests = %d, want 0", n)
 				}
 				return
@@ -99,7 +101,7 @@ func TestGitSourceCloneOverHTTP(t *testing.T) {
 			if snap.Ref != "refs/heads/main" || snap.Base != "" || len(snap.Commits) != 1 || snap.Commits[0].Hash != sha {
 				t.Errorf("range = ref %q base %q commits %+v", snap.Ref, snap.Base, snap.Commits)
 			}
-			if n := srv.uploadPacks.Load(); n != 1 {
+			if n := srv.UploadPacks(); n != 1 {
 				t.Errorf("upload-pack requests = %d, want 1", n)
 			}
 			if _, err := os.Stat(filepath.Join(snap.Dir, ".git")); !os.IsNotExist(err) {
@@ -112,10 +114,10 @@ func TestGitSourceCloneOverHTTP(t *testing.T) {
 // TestGitSourceUnchangedHead shows that a poll with an unchanged head costs
 // one ref advertisement and no upload-pack request, i.e. zero objects.
 func TestGitSourceUnchangedHead(t *testing.T) {
-	f := newFixture(t)
-	first := f.commit(map[string]string{"a.yaml": "a: 1\n"}, "one")
-	f.push("main")
-	srv := startGitHTTP(t, f.root, gitHTTPOptions{user: "atoll", pass: "s3cret"})
+	f := gitserver.NewRepo(t)
+	first := f.Commit(map[string]string{"a.yaml": "a: 1\n"}, "one")
+	f.Push("main")
+	srv := gitserver.Start(t, f.Root, gitserver.Options{Username: "atoll", Password: "s3cret"})
 	src := newHTTPSource(t, srv, nil)
 	ctx := fetchCtx(t)
 
@@ -123,7 +125,7 @@ func TestGitSourceUnchangedHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	packs, refs := srv.uploadPacks.Load(), srv.infoRefs.Load()
+	packs, refs := srv.UploadPacks(), srv.InfoRefs()
 	for i := range 3 {
 		snap, err := src.Fetch(ctx)
 		if err != nil {
@@ -133,17 +135,17 @@ func TestGitSourceUnchangedHead(t *testing.T) {
 			t.Fatalf("poll %d: snapshot changed: %+v", i, snap)
 		}
 	}
-	if got := srv.uploadPacks.Load() - packs; got != 0 {
+	if got := srv.UploadPacks() - packs; got != 0 {
 		t.Errorf("upload-pack requests for unchanged head = %d, want 0", got)
 	}
-	if got := srv.infoRefs.Load() - refs; got != 3 {
+	if got := srv.InfoRefs() - refs; got != 3 {
 		t.Errorf("ref advertisements = %d, want 3 (one per poll)", got)
 	}
 
 	// A new commit is fetched with exactly one upload-pack request, and
 	// the range lists just it.
-	second := f.commit(map[string]string{"a.yaml": "a: 2\n"}, "two")
-	f.push("main")
+	second := f.Commit(map[string]string{"a.yaml": "a: 2\n"}, "two")
+	f.Push("main")
 	snap2, err := src.Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +153,7 @@ func TestGitSourceUnchangedHead(t *testing.T) {
 	if snap2.Revision != second || snap2.Base != first || len(snap2.Commits) != 1 || snap2.Commits[0].Hash != second || snap2.Partial {
 		t.Errorf("after push: %+v", snap2)
 	}
-	if got := srv.uploadPacks.Load() - packs; got != 1 {
+	if got := srv.UploadPacks() - packs; got != 1 {
 		t.Errorf("upload-pack requests after push = %d, want 1", got)
 	}
 	if got := readFile(t, filepath.Join(snap2.Dir, "a.yaml")); got != "a: 2\n" {
@@ -164,11 +166,11 @@ func TestGitSourceUnchangedHead(t *testing.T) {
 }
 
 func TestGitSourceHistory(t *testing.T) {
-	f := newFixture(t)
-	a := f.commit(map[string]string{"a.yaml": "v: a\n"}, "A")
-	b := f.commit(map[string]string{"a.yaml": "v: b\n"}, "B")
-	f.push("main")
-	srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+	f := gitserver.NewRepo(t)
+	a := f.Commit(map[string]string{"a.yaml": "v: a\n"}, "A")
+	b := f.Commit(map[string]string{"a.yaml": "v: b\n"}, "B")
+	f.Push("main")
+	srv := gitserver.Start(t, f.Root, gitserver.Options{})
 	src := newHTTPSource(t, srv, func(c *GitConfig) { c.Username, c.Password = "", "" })
 	ctx := fetchCtx(t)
 	mustFetch := func(t *testing.T, want string) Snapshot {
@@ -192,9 +194,9 @@ func TestGitSourceHistory(t *testing.T) {
 	mustFetch(t, b)
 
 	t.Run("fast-forward of several commits", func(t *testing.T) {
-		c := f.commit(map[string]string{"c.yaml": "c\n"}, "C")
-		d := f.commit(map[string]string{"d.yaml": "d\n"}, "D")
-		f.push("main")
+		c := f.Commit(map[string]string{"c.yaml": "c\n"}, "C")
+		d := f.Commit(map[string]string{"d.yaml": "d\n"}, "D")
+		f.Push("main")
 		snap := mustFetch(t, d)
 		if got := strings.Join(hashes(snap.Commits), ","); got != d+","+c || snap.Base != b || snap.Partial {
 			t.Errorf("commits = %s base %s partial %v, want %s,%s base %s", got, snap.Base, snap.Partial, d, c, b)
@@ -202,9 +204,9 @@ func TestGitSourceHistory(t *testing.T) {
 	})
 
 	t.Run("force-push rewrites the head", func(t *testing.T) {
-		runGit(t, f.work, "reset", "-q", "--hard", b)
-		e := f.commit(map[string]string{"e.yaml": "e\n"}, "E")
-		f.push("--force", "main")
+		f.Git(f.Work, "reset", "-q", "--hard", b)
+		e := f.Commit(map[string]string{"e.yaml": "e\n"}, "E")
+		f.Push("--force", "main")
 		snap := mustFetch(t, e)
 		if got := strings.Join(hashes(snap.Commits), ","); got != e {
 			t.Errorf("commits = %s, want %s", got, e)
@@ -215,8 +217,8 @@ func TestGitSourceHistory(t *testing.T) {
 	})
 
 	t.Run("force-push back to an ancestor", func(t *testing.T) {
-		runGit(t, f.work, "reset", "-q", "--hard", a)
-		f.push("--force", "main")
+		f.Git(f.Work, "reset", "-q", "--hard", a)
+		f.Push("--force", "main")
 		snap := mustFetch(t, a)
 		if len(snap.Commits) != 0 {
 			t.Errorf("commits = %v, want none", hashes(snap.Commits))
@@ -227,18 +229,18 @@ func TestGitSourceHistory(t *testing.T) {
 	})
 
 	t.Run("branch deletion keeps the previous snapshot", func(t *testing.T) {
-		f.push("main:other")
-		runGit(t, f.bare, "update-ref", "-d", "refs/heads/main")
+		f.Push("main:other")
+		f.Git(f.Bare, "update-ref", "-d", "refs/heads/main")
 		_, err := src.Fetch(ctx)
 		if !errors.Is(err, ErrRefDeleted) || !errors.Is(err, ErrRefNotFound) || !IsTerminal(err) {
 			t.Fatalf("Fetch after deletion = %v, want ErrRefDeleted", err)
 		}
-		runGit(t, f.bare, "update-ref", "-d", "refs/heads/other")
+		f.Git(f.Bare, "update-ref", "-d", "refs/heads/other")
 		if _, err := src.Fetch(ctx); !errors.Is(err, ErrRefDeleted) {
 			t.Fatalf("Fetch from an empty repository = %v, want ErrRefDeleted", err)
 		}
-		g := f.commit(map[string]string{"g.yaml": "g\n"}, "G")
-		f.push("main")
+		g := f.Commit(map[string]string{"g.yaml": "g\n"}, "G")
+		f.Push("main")
 		snap := mustFetch(t, g)
 		if snap.Base != a || strings.Join(hashes(snap.Commits), ",") != g {
 			t.Errorf("after the branch came back: base %s commits %v, want base %s commits [%s]", snap.Base, hashes(snap.Commits), a, g)
@@ -247,13 +249,13 @@ func TestGitSourceHistory(t *testing.T) {
 }
 
 func TestGitSourceRefs(t *testing.T) {
-	f := newFixture(t)
-	a := f.commit(map[string]string{"a.yaml": "v: a\n"}, "A")
-	runGit(t, f.work, "tag", "-a", "-m", "release 1", "v1")
-	runGit(t, f.work, "tag", "light", a)
-	b := f.commit(map[string]string{"a.yaml": "v: b\n"}, "B")
-	f.push("main", "v1", "light")
-	srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+	f := gitserver.NewRepo(t)
+	a := f.Commit(map[string]string{"a.yaml": "v: a\n"}, "A")
+	f.Git(f.Work, "tag", "-a", "-m", "release 1", "v1")
+	f.Git(f.Work, "tag", "light", a)
+	b := f.Commit(map[string]string{"a.yaml": "v: b\n"}, "B")
+	f.Push("main", "v1", "light")
+	srv := gitserver.Start(t, f.Root, gitserver.Options{})
 
 	tests := []struct {
 		name    string
@@ -289,11 +291,11 @@ func TestGitSourceRefs(t *testing.T) {
 			if tt.ref.Commit != "" {
 				// A pinned commit never changes: the second Fetch makes
 				// no request at all.
-				refs, packs := srv.infoRefs.Load(), srv.uploadPacks.Load()
+				refs, packs := srv.InfoRefs(), srv.UploadPacks()
 				if _, err := src.Fetch(ctx); err != nil {
 					t.Fatal(err)
 				}
-				if srv.infoRefs.Load() != refs || srv.uploadPacks.Load() != packs {
+				if srv.InfoRefs() != refs || srv.UploadPacks() != packs {
 					t.Errorf("second Fetch of a pinned commit made requests")
 				}
 			}
@@ -315,13 +317,13 @@ func TestGitSourceCommitRange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := gitserver.NewRepo(t)
 			for i := range 5 {
-				f.commit(map[string]string{"old.yaml": fmt.Sprint(i)}, "old")
+				f.Commit(map[string]string{"old.yaml": fmt.Sprint(i)}, "old")
 			}
-			base := f.commit(map[string]string{"a.yaml": "base\n"}, "base")
-			f.push("main")
-			srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+			base := f.Commit(map[string]string{"a.yaml": "base\n"}, "base")
+			f.Push("main")
+			srv := gitserver.Start(t, f.Root, gitserver.Options{})
 			src := newHTTPSource(t, srv, func(c *GitConfig) {
 				c.Username, c.Password = "", ""
 				c.Limits.MaxCommits = tt.maxCommits
@@ -332,9 +334,9 @@ func TestGitSourceCommitRange(t *testing.T) {
 			}
 			var want []string
 			for i := range tt.newCommits {
-				want = append([]string{f.commit(map[string]string{"a.yaml": fmt.Sprint(i)}, "new")}, want...)
+				want = append([]string{f.Commit(map[string]string{"a.yaml": fmt.Sprint(i)}, "new")}, want...)
 			}
-			f.push("main")
+			f.Push("main")
 			snap, err := src.Fetch(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -362,17 +364,17 @@ func TestGitSourceRestart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			a := f.commit(map[string]string{"a.yaml": "a\n"}, "A")
-			f.push("main")
-			srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+			f := gitserver.NewRepo(t)
+			a := f.Commit(map[string]string{"a.yaml": "a\n"}, "A")
+			f.Push("main")
+			srv := gitserver.Start(t, f.Root, gitserver.Options{})
 			cache := t.TempDir()
 			if _, err := newHTTPSource(t, srv, func(c *GitConfig) { c.Username, c.Password, c.CacheDir = "", "", cache }).Fetch(fetchCtx(t)); err != nil {
 				t.Fatal(err)
 			}
-			b := f.commit(map[string]string{"a.yaml": "b\n"}, "B")
-			c := f.commit(map[string]string{"a.yaml": "c\n"}, "C")
-			f.push("main")
+			b := f.Commit(map[string]string{"a.yaml": "b\n"}, "B")
+			c := f.Commit(map[string]string{"a.yaml": "c\n"}, "C")
+			f.Push("main")
 			if tt.freshCache {
 				cache = t.TempDir()
 			}
@@ -390,10 +392,10 @@ func TestGitSourceRestart(t *testing.T) {
 }
 
 func TestGitSourceRunPolls(t *testing.T) {
-	f := newFixture(t)
-	f.commit(map[string]string{"a.yaml": "a\n"}, "A")
-	f.push("main")
-	srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+	f := gitserver.NewRepo(t)
+	f.Commit(map[string]string{"a.yaml": "a\n"}, "A")
+	f.Push("main")
+	srv := gitserver.Start(t, f.Root, gitserver.Options{})
 	src := newHTTPSource(t, srv, func(c *GitConfig) { c.PollInterval = 20 * time.Millisecond })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -414,10 +416,10 @@ func TestGitSourceCompaction(t *testing.T) {
 	compactAfterPacks = 2
 	t.Cleanup(func() { compactAfterPacks = old })
 
-	f := newFixture(t)
-	f.commit(map[string]string{"a.yaml": "0\n"}, "zero")
-	f.push("main")
-	srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+	f := gitserver.NewRepo(t)
+	f.Commit(map[string]string{"a.yaml": "0\n"}, "zero")
+	f.Push("main")
+	srv := gitserver.Start(t, f.Root, gitserver.Options{})
 	src := newHTTPSource(t, srv, func(c *GitConfig) { c.Username, c.Password = "", "" })
 	ctx := fetchCtx(t)
 	prev, err := src.Fetch(ctx)
@@ -429,10 +431,10 @@ func TestGitSourceCompaction(t *testing.T) {
 		if i == 4 {
 			// Force-push away the last commit.
 			orphan = prev.Revision
-			runGit(t, f.work, "reset", "-q", "--hard", "HEAD~1")
+			f.Git(f.Work, "reset", "-q", "--hard", "HEAD~1")
 		}
-		want := f.commit(map[string]string{"a.yaml": fmt.Sprintf("%d\n", i)}, fmt.Sprint(i))
-		f.push("--force", "main")
+		want := f.Commit(map[string]string{"a.yaml": fmt.Sprintf("%d\n", i)}, fmt.Sprint(i))
+		f.Push("--force", "main")
 		snap, err := src.Fetch(ctx)
 		if err != nil {
 			t.Fatalf("fetch %d: %v", i, err)

@@ -7,24 +7,25 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/atoll-dev/atoll/test/gitserver"
 )
 
-// signer makes commits in a fixture signed one way or another.
+// signer makes commits in a gitserver.Repo signed one way or another.
 type signer interface {
-	commit(f *fixture, files map[string]string, msg string) string
+	commit(t *testing.T, f *gitserver.Repo, files map[string]string, msg string) string
 }
 
 type unsignedSigner struct{}
 
-func (unsignedSigner) commit(f *fixture, files map[string]string, msg string) string {
-	return f.commit(files, msg)
+func (unsignedSigner) commit(t *testing.T, f *gitserver.Repo, files map[string]string, msg string) string {
+	return f.Commit(files, msg)
 }
 
 // pgpSigner signs with go-git and an OpenPGP key made by ProtonMail/go-crypto.
@@ -55,25 +56,24 @@ func (s pgpSigner) armoredPublic(t *testing.T) string {
 	return buf.String()
 }
 
-func (s pgpSigner) commit(f *fixture, files map[string]string, msg string) string {
-	f.t.Helper()
-	f.write(files)
-	repo, err := git.PlainOpen(f.work)
+func (s pgpSigner) commit(t *testing.T, f *gitserver.Repo, files map[string]string, msg string) string {
+	t.Helper()
+	f.Write(files)
+	repo, err := git.PlainOpen(f.Work)
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	wt, err := repo.Worktree()
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
-	f.clock = f.clock.Add(time.Minute)
-	sig := &object.Signature{Name: "Ada Author", Email: "ada@example.com", When: f.clock}
+	sig := &object.Signature{Name: "Ada Author", Email: "ada@example.com", When: f.Tick()}
 	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig, SignKey: s.entity, AllowEmptyCommits: true})
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return h.String()
 }
@@ -98,8 +98,8 @@ func (s sshSigner) allowedSigners(principal string) []byte {
 	return append([]byte(principal+` namespaces="git" `), ssh.MarshalAuthorizedKey(s.pub)...)
 }
 
-func (s sshSigner) commit(f *fixture, files map[string]string, msg string) string {
-	return f.commit(files, msg, "-c", "gpg.format=ssh", "-c", "user.signingkey="+s.keyFile, "-c", "commit.gpgsign=true")
+func (s sshSigner) commit(t *testing.T, f *gitserver.Repo, files map[string]string, msg string) string {
+	return f.Commit(files, msg, "-c", "gpg.format=ssh", "-c", "user.signingkey="+s.keyFile, "-c", "commit.gpgsign=true")
 }
 
 func TestGitSourceSignatures(t *testing.T) {
@@ -126,10 +126,10 @@ func TestGitSourceSignatures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			base := tt.trusted.commit(f, map[string]string{"a.yaml": "v: 0\n"}, "base")
-			f.push("main")
-			srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+			f := gitserver.NewRepo(t)
+			base := tt.trusted.commit(t, f, map[string]string{"a.yaml": "v: 0\n"}, "base")
+			f.Push("main")
+			srv := gitserver.Start(t, f.Root, gitserver.Options{})
 			src := newHTTPSource(t, srv, func(c *GitConfig) {
 				c.Username, c.Password = "", ""
 				c.Signatures = tt.policy
@@ -143,10 +143,10 @@ func TestGitSourceSignatures(t *testing.T) {
 				t.Fatalf("base snapshot = %+v", snap)
 			}
 
-			c1 := tt.trusted.commit(f, map[string]string{"a.yaml": "v: 1\n"}, "one")
-			c2 := tt.middle.commit(f, map[string]string{"a.yaml": "v: 2\n"}, "two")
-			c3 := tt.trusted.commit(f, map[string]string{"a.yaml": "v: 3\n"}, "three")
-			f.push("main")
+			c1 := tt.trusted.commit(t, f, map[string]string{"a.yaml": "v: 1\n"}, "one")
+			c2 := tt.middle.commit(t, f, map[string]string{"a.yaml": "v: 2\n"}, "two")
+			c3 := tt.trusted.commit(t, f, map[string]string{"a.yaml": "v: 3\n"}, "three")
+			f.Push("main")
 			snap, err = src.Fetch(ctx)
 			if tt.wantErr == nil {
 				if err != nil {
@@ -170,22 +170,22 @@ func TestGitSourceSignatures(t *testing.T) {
 			// The refusal sticks without fetching again, and a good commit
 			// on top does not launder the bad one: the range still starts
 			// at the last accepted revision.
-			packs := srv.uploadPacks.Load()
+			packs := srv.UploadPacks()
 			if _, err := src.Fetch(ctx); !errors.As(err, &verr) || verr.Commit != c2 {
 				t.Fatalf("second Fetch = %v, want refusal of %s", err, c2)
 			}
-			if srv.uploadPacks.Load() != packs {
+			if srv.UploadPacks() != packs {
 				t.Errorf("second Fetch of a refused head fetched again")
 			}
-			tt.trusted.commit(f, map[string]string{"a.yaml": "v: 4\n"}, "four")
-			f.push("main")
+			tt.trusted.commit(t, f, map[string]string{"a.yaml": "v: 4\n"}, "four")
+			f.Push("main")
 			if _, err := src.Fetch(ctx); !errors.As(err, &verr) || verr.Commit != c2 {
 				t.Fatalf("Fetch after a good commit on top = %v, want refusal of %s", err, c2)
 			}
 
 			// Reverting the branch to the last accepted revision heals.
-			runGit(t, f.work, "reset", "-q", "--hard", base)
-			f.push("--force", "main")
+			f.Git(f.Work, "reset", "-q", "--hard", base)
+			f.Push("--force", "main")
 			snap, err = src.Fetch(ctx)
 			if err != nil || snap.Revision != base {
 				t.Fatalf("Fetch after revert = %+v, %v", snap, err)
@@ -223,10 +223,10 @@ func TestSignaturePolicyConfig(t *testing.T) {
 // cannot be checked completely and is refused, not half-checked.
 func TestGitSourceSignaturesTooManyCommits(t *testing.T) {
 	signer := newSSHSigner(t)
-	f := newFixture(t)
-	signer.commit(f, map[string]string{"a.yaml": "0\n"}, "base")
-	f.push("main")
-	srv := startGitHTTP(t, f.root, gitHTTPOptions{})
+	f := gitserver.NewRepo(t)
+	signer.commit(t, f, map[string]string{"a.yaml": "0\n"}, "base")
+	f.Push("main")
+	srv := gitserver.Start(t, f.Root, gitserver.Options{})
 	src := newHTTPSource(t, srv, func(c *GitConfig) {
 		c.Username, c.Password = "", ""
 		c.Limits.MaxCommits = 2
@@ -238,9 +238,9 @@ func TestGitSourceSignaturesTooManyCommits(t *testing.T) {
 	}
 	var head string
 	for i := range 3 {
-		head = signer.commit(f, map[string]string{"a.yaml": fmt.Sprint(i)}, "more")
+		head = signer.commit(t, f, map[string]string{"a.yaml": fmt.Sprint(i)}, "more")
 	}
-	f.push("main")
+	f.Push("main")
 	_, err := src.Fetch(ctx)
 	var verr *VerificationError
 	if !errors.As(err, &verr) || verr.Commit != head || !errors.Is(err, ErrUntrusted) {

@@ -6,13 +6,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-git/go-git/v5"
+
+	"github.com/atoll-dev/atoll/test/gitserver"
 )
 
-func TestGitSourceSSH(t *testing.T) {
+// startSSHRepo starts sshd and a Repo with one commit, clusters/a.yaml,
+// pushed to main; it returns both and the commit.
+func startSSHRepo(t *testing.T) (*sshServer, *gitserver.Repo, string) {
+	t.Helper()
 	srv := startSSHD(t)
-	f := newFixture(t)
-	sha := f.commit(map[string]string{"clusters/a.yaml": "name: a\n"}, "add a")
-	f.push("main")
+	f := gitserver.NewRepo(t)
+	sha := f.Commit(map[string]string{"clusters/a.yaml": "name: a\n"}, "add a")
+	f.Push("main")
+	return srv, f, sha
+}
+
+func TestGitSourceSSH(t *testing.T) {
+	srv, f, sha := startSSHRepo(t)
 	wrongPub, _ := newED25519(t)
 	_, wrongClient := newED25519(t)
 
@@ -34,7 +46,7 @@ func TestGitSourceSSH(t *testing.T) {
 			before := len(srv.Commands(t))
 			cache := t.TempDir()
 			src, err := NewGitSource(GitConfig{
-				URL:           srv.URL(f.bare),
+				URL:           srv.URL(f.Bare),
 				CacheDir:      cache,
 				SSHPrivateKey: tt.clientKey,
 				KnownHosts:    tt.knownHosts,
@@ -75,6 +87,59 @@ func TestGitSourceSSH(t *testing.T) {
 			// One ls-remote and one fetch, both upload-pack.
 			if len(cmds) != 2 || !strings.HasPrefix(cmds[0], "git-upload-pack") {
 				t.Errorf("server commands = %q, want two git-upload-pack", cmds)
+			}
+		})
+	}
+}
+
+// TestRemoteSSH: Remote fetches and pushes over SSH with the same key and
+// known_hosts rules as GitSource.
+func TestRemoteSSH(t *testing.T) {
+	srv, f, sha := startSSHRepo(t)
+	wrongPub, _ := newED25519(t)
+
+	tests := []struct {
+		name       string
+		knownHosts []byte
+		wantErr    error
+	}{
+		{name: "right known_hosts", knownHosts: srv.KnownHosts},
+		{name: "mismatched host key", knownHosts: knownHostsLine(srv.Addr, wrongPub), wantErr: ErrHostKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewRemote(GitConfig{URL: srv.URL(f.Bare), SSHPrivateKey: srv.ClientKey, KnownHosts: tt.knownHosts, Timeout: 30 * time.Second}, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			local := t.TempDir()
+			if _, err := git.PlainInit(local, true); err != nil {
+				t.Fatal(err)
+			}
+			err = r.Fetch(fetchCtx(t), local, "+refs/heads/main:refs/notes/ssh")
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Fetch = %v, want %v", err, tt.wantErr)
+				}
+				if err := r.Push(fetchCtx(t), local, "refs/heads/main:refs/heads/main"); !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Push = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			if err := r.Fetch(fetchCtx(t), local, "+refs/notes/none:refs/notes/none"); !errors.Is(err, ErrRefNotFound) {
+				t.Errorf("Fetch of a missing ref = %v, want ErrRefNotFound", err)
+			}
+			if err := r.Push(fetchCtx(t), local, "refs/notes/ssh:refs/notes/ssh"); err != nil {
+				t.Fatalf("Push: %v", err)
+			}
+			if got := f.Git(f.Bare, "rev-parse", "refs/notes/ssh"); got != sha {
+				t.Errorf("pushed refs/notes/ssh = %s, want %s", got, sha)
+			}
+			if err := r.Push(fetchCtx(t), local, "refs/notes/ssh:refs/notes/ssh"); err != nil {
+				t.Errorf("Push with nothing new: %v", err)
 			}
 		})
 	}

@@ -1,10 +1,13 @@
 package gitsource
 
 import (
+	"context"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-git/go-git/v5"
 )
 
 // stalledServer accepts TCP connections and never answers.
@@ -41,24 +44,33 @@ func stalledServer(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// stalledConfig is a named configuration of a stalled server.
+type stalledConfig struct {
+	name string
+	cfg  GitConfig
+}
+
+// stalledConfigs returns an HTTP and an SSH configuration, with a 300ms
+// Timeout, for a server that accepts connections and never answers.
+func stalledConfigs(t *testing.T) []stalledConfig {
+	t.Helper()
+	addr := stalledServer(t)
+	hostPub, _ := newED25519(t)
+	_, clientKey := newED25519(t)
+	const timeout = 300 * time.Millisecond
+	return []stalledConfig{
+		{name: "http", cfg: GitConfig{URL: "http://" + addr + "/fleet.git", AllowInsecureHTTP: true, Timeout: timeout}},
+		{name: "ssh", cfg: GitConfig{URL: "ssh://git@" + addr + "/fleet.git", SSHPrivateKey: clientKey, KnownHosts: knownHostsLine(addr, hostPub), Timeout: timeout}},
+	}
+}
+
 // TestGitSourceTimeout: a server that accepts and stalls costs one Timeout,
 // over HTTP and over SSH (where go-git ignores the context during the
 // handshake), and the error is retryable.
 func TestGitSourceTimeout(t *testing.T) {
-	addr := stalledServer(t)
-	hostPub, _ := newED25519(t)
-	_, clientKey := newED25519(t)
-	tests := []struct {
-		name string
-		cfg  GitConfig
-	}{
-		{name: "http", cfg: GitConfig{URL: "http://" + addr + "/fleet.git", AllowInsecureHTTP: true}},
-		{name: "ssh", cfg: GitConfig{URL: "ssh://git@" + addr + "/fleet.git", SSHPrivateKey: clientKey, KnownHosts: knownHostsLine(addr, hostPub)}},
-	}
-	for _, tt := range tests {
+	for _, tt := range stalledConfigs(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.CacheDir = t.TempDir()
-			tt.cfg.Timeout = 300 * time.Millisecond
 			tt.cfg.Logger = testLogger(t)
 			src, err := NewGitSource(tt.cfg)
 			if err != nil {
@@ -76,5 +88,39 @@ func TestGitSourceTimeout(t *testing.T) {
 				t.Errorf("IsTerminal(%v) = true, want retryable", err)
 			}
 		})
+	}
+}
+
+// TestRemoteTimeout: Remote's Fetch and Push (used by the commit status
+// notes writer) are bounded by Timeout too, over SSH included, even when
+// the caller's context has no deadline.
+func TestRemoteTimeout(t *testing.T) {
+	repoDir := t.TempDir()
+	if _, err := git.PlainInit(repoDir, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range stalledConfigs(t) {
+		r, err := NewRemote(tt.cfg, t.TempDir())
+		if err != nil {
+			t.Fatalf("%s: NewRemote: %v", tt.name, err)
+		}
+		for op, call := range map[string]func(context.Context, string, ...string) error{"fetch": r.Fetch, "push": r.Push} {
+			t.Run(tt.name+" "+op, func(t *testing.T) {
+				done := make(chan error, 1)
+				start := time.Now()
+				go func() { done <- call(context.Background(), repoDir, "refs/notes/atoll:refs/notes/atoll") }()
+				select {
+				case err := <-done:
+					if err == nil {
+						t.Fatalf("%s to a stalled server succeeded", op)
+					}
+					if IsTerminal(err) {
+						t.Errorf("IsTerminal(%v) = true, want retryable", err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%s still running after %v with a 300ms timeout", op, time.Since(start))
+				}
+			})
+		}
 	}
 }

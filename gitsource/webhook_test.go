@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/atoll-dev/atoll/test/gitserver"
 )
 
 func hubSignature(secret, body string) string {
@@ -88,10 +90,10 @@ func TestWebhookConfig(t *testing.T) {
 // interval, and the following Fetch sees the pushed commit; an unsigned one
 // fires nothing.
 func TestWebhookTriggersFetch(t *testing.T) {
-	f := newFixture(t)
-	f.commit(map[string]string{"a.yaml": "a\n"}, "one")
-	f.push("main")
-	gitSrv := startGitHTTP(t, f.root, gitHTTPOptions{})
+	f := gitserver.NewRepo(t)
+	f.Commit(map[string]string{"a.yaml": "a\n"}, "one")
+	f.Push("main")
+	gitSrv := gitserver.Start(t, f.Root, gitserver.Options{})
 	src := newHTTPSource(t, gitSrv, func(c *GitConfig) { c.Username, c.Password, c.PollInterval = "", "", time.Hour })
 	hook, err := NewWebhook(WebhookConfig{Secret: []byte("s"), Trigger: src.Trigger, Logger: testLogger(t)})
 	if err != nil {
@@ -131,8 +133,8 @@ func TestWebhookTriggersFetch(t *testing.T) {
 	default:
 	}
 
-	second := f.commit(map[string]string{"a.yaml": "b\n"}, "two")
-	f.push("main")
+	second := f.Commit(map[string]string{"a.yaml": "b\n"}, "two")
+	f.Push("main")
 	if code := post(hubSignature("s", "{}")); code != 202 {
 		t.Fatalf("good signature: status %d", code)
 	}

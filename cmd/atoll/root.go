@@ -33,6 +33,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCommand())
+	root.AddCommand(newNodeCommand())
 	root.AddCommand(newValidateCommand(), newPlanCommand())
 	return root
 }

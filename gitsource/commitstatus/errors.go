@@ -14,6 +14,13 @@ func invalidConfig(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 }
 
+// remoteConfigError is gitsource's refusal of the notes remote's settings
+// (gitsource.ErrInvalidConfig); it matches ErrInvalidConfig as well.
+type remoteConfigError struct{ err error }
+
+func (e remoteConfigError) Error() string   { return "notes: " + e.err.Error() }
+func (e remoteConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.err} }
+
 // RetryableError is a delivery that may succeed later: the provider was
 // unreachable, overloaded or rate-limited us. After, when not zero, is how
 // long the provider asked us to wait (Retry-After, rate-limit reset).

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -72,13 +71,14 @@ type NoteStatus struct {
 // the notes ref, merges the status into the commit's note, commits and
 // pushes; a push that loses a race is redone from a fresh fetch.
 type Notes struct {
-	cfg     NotesConfig
-	log     *slog.Logger
-	ref     plumbing.ReferenceName
-	auth    transport.AuthMethod
-	timeout time.Duration
+	cfg    NotesConfig
+	log    *slog.Logger
+	ref    plumbing.ReferenceName
+	remote *gitsource.Remote
 
-	mu   sync.Mutex // serializes Report
+	mu sync.Mutex // serializes Report
+	// repo is the work repository, opened anew after each fetch: a
+	// *git.Repository does not see packs written through another one.
 	repo *git.Repository
 }
 
@@ -106,14 +106,14 @@ func NewNotes(cfg NotesConfig) (*Notes, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Remote.Timeout <= 0 {
-		cfg.Remote.Timeout = gitsource.DefaultTimeout
-	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create notes directory: %w", err)
 	}
-	auth, redacted, err := remoteAuth(&cfg.Remote, cfg.Dir)
+	remote, err := gitsource.NewRemote(cfg.Remote, cfg.Dir)
 	if err != nil {
+		if errors.Is(err, gitsource.ErrInvalidConfig) {
+			return nil, remoteConfigError{err}
+		}
 		return nil, err
 	}
 	repo, err := git.PlainOpen(cfg.Dir)
@@ -124,12 +124,11 @@ func NewNotes(cfg NotesConfig) (*Notes, error) {
 		return nil, fmt.Errorf("open notes repository %s: %w", cfg.Dir, err)
 	}
 	return &Notes{
-		cfg:     cfg,
-		log:     cfg.Logger.With("provider", "notes", "url", redacted, "ref", cfg.Ref),
-		ref:     ref,
-		auth:    auth,
-		timeout: cfg.Remote.Timeout,
-		repo:    repo,
+		cfg:    cfg,
+		log:    cfg.Logger.With("provider", "notes", "url", remote.String(), "ref", cfg.Ref),
+		ref:    ref,
+		remote: remote,
+		repo:   repo,
 	}, nil
 }
 
@@ -215,24 +214,22 @@ func (n *Notes) report(ctx context.Context, s Status) (bool, error) {
 // fetch mirrors the remote notes ref into the work repository and returns
 // its commit (zero when the remote has none yet).
 func (n *Notes) fetch(ctx context.Context) (plumbing.Hash, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
-	err := n.remote().FetchContext(ctx, &git.FetchOptions{
-		RefSpecs: []config.RefSpec{config.RefSpec("+" + n.ref + ":" + n.ref)},
-		Auth:     n.auth,
-		CABundle: n.cfg.Remote.CABundle,
-		Tags:     git.NoTags,
-	})
-	switch {
-	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
-	case errors.Is(err, git.NoMatchingRefSpecError{}), errors.Is(err, transport.ErrEmptyRemoteRepository):
+	err := n.remote.Fetch(ctx, n.cfg.Dir, "+"+n.ref.String()+":"+n.ref.String())
+	missing := errors.Is(err, gitsource.ErrRefNotFound)
+	if err != nil && !missing {
+		return plumbing.ZeroHash, classifyGit("fetch notes", err)
+	}
+	repo, oerr := git.PlainOpen(n.cfg.Dir)
+	if oerr != nil {
+		return plumbing.ZeroHash, fmt.Errorf("open notes repository %s: %w", n.cfg.Dir, oerr)
+	}
+	n.repo = repo
+	if missing {
 		// No notes yet on the remote: start a fresh history.
 		if rerr := n.repo.Storer.RemoveReference(n.ref); rerr != nil {
 			return plumbing.ZeroHash, fmt.Errorf("reset %s: %w", n.ref, rerr)
 		}
 		return plumbing.ZeroHash, nil
-	default:
-		return plumbing.ZeroHash, classifyGit("fetch notes", err)
 	}
 	r, err := n.repo.Reference(n.ref, true)
 	if err != nil {
@@ -241,32 +238,19 @@ func (n *Notes) fetch(ctx context.Context) (plumbing.Hash, error) {
 	return r.Hash(), nil
 }
 
-// remote is an in-memory remote for the repository URL; nothing is
-// written to the work repository's config.
-func (n *Notes) remote() *git.Remote {
-	return git.NewRemote(n.repo.Storer, &config.RemoteConfig{Name: "origin", URLs: []string{n.cfg.Remote.URL}})
-}
-
 func (n *Notes) push(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
-	err := n.remote().PushContext(ctx, &git.PushOptions{
-		RefSpecs: []config.RefSpec{config.RefSpec(n.ref + ":" + n.ref)},
-		Auth:     n.auth,
-		CABundle: n.cfg.Remote.CABundle,
-	})
-	if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil
+	if err := n.remote.Push(ctx, n.cfg.Dir, n.ref.String()+":"+n.ref.String()); err != nil {
+		return classifyGit("push notes", err)
 	}
-	return classifyGit("push notes", err)
+	return nil
 }
 
-// classifyGit marks refused credentials terminal; everything else (network,
-// a lost push race) is retryable.
+// classifyGit marks refused credentials, an untrusted SSH host key and a
+// missing repository terminal; everything else (network, a lost push
+// race) is retryable.
 func classifyGit(op string, err error) error {
 	err = fmt.Errorf("%s: %w", op, err)
-	if errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) ||
-		errors.Is(err, transport.ErrRepositoryNotFound) || strings.Contains(err.Error(), "ssh: unable to authenticate") {
+	if errors.Is(err, gitsource.ErrAuth) || errors.Is(err, gitsource.ErrHostKey) || errors.Is(err, transport.ErrRepositoryNotFound) {
 		return terminal(err)
 	}
 	return retryable(err, 0)

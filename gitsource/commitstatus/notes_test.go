@@ -1,29 +1,31 @@
 package commitstatus
 
 import (
-	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
+	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
 	"github.com/atoll-dev/atoll/gitsource"
+	"github.com/atoll-dev/atoll/test/gitserver"
 )
 
-// gitServer is a bare repository served by the real git http-backend
-// (smart HTTP, push enabled) behind basic auth, plus a working clone.
+// gitServer is a Repo served with push enabled behind basic auth.
 type gitServer struct {
-	t          *testing.T
-	URL        string // repository URL
-	bare, work string
+	*gitserver.Repo
+	t   *testing.T
+	URL string // repository URL
 }
 
 const (
@@ -33,73 +35,25 @@ const (
 
 func startGitServer(t *testing.T) *gitServer {
 	t.Helper()
-	base := t.TempDir()
-	g := &gitServer{t: t, bare: filepath.Join(base, "srv", "fleet.git"), work: filepath.Join(base, "work")}
-	for _, d := range []string{g.bare, g.work} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g.git(g.bare, "init", "-q", "--bare", "-b", "main")
-	g.git(g.bare, "config", "http.receivepack", "true")
-	g.git(g.work, "init", "-q", "-b", "main")
-	g.git(g.work, "remote", "add", "origin", g.bare)
-
-	execPath := strings.TrimSpace(g.git(base, "--exec-path"))
-	backend := &cgi.Handler{
-		Path: filepath.Join(execPath, "git-http-backend"),
-		Env: []string{
-			"GIT_PROJECT_ROOT=" + filepath.Dir(g.bare),
-			"GIT_HTTP_EXPORT_ALL=1",
-			"GIT_CONFIG_NOSYSTEM=1",
-			"HOME=" + base,
-			"PATH=" + os.Getenv("PATH"),
-		},
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != gitUser || p != gitPass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		backend.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	g.URL = srv.URL + "/fleet.git"
-	return g
-}
-
-func (g *gitServer) git(dir string, args ...string) string {
-	g.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	home := filepath.Dir(g.work)
-	cmd.Env = append(os.Environ(), "HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+filepath.Join(home, ".gitconfig"),
-		"GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com", "GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String()
+	repo := gitserver.NewRepo(t)
+	srv := gitserver.Start(t, repo.Root, gitserver.Options{Username: gitUser, Password: gitPass, Push: true})
+	return &gitServer{Repo: repo, t: t, URL: srv.RepoURL(repo)}
 }
 
 // commit makes an empty commit in the clone, pushes it and returns its SHA.
 func (g *gitServer) commit(msg string) string {
 	g.t.Helper()
-	g.git(g.work, "commit", "-q", "--allow-empty", "-m", msg)
-	g.git(g.work, "push", "-q", "origin", "main")
-	return strings.TrimSpace(g.git(g.work, "rev-parse", "HEAD"))
+	sha := g.Commit(nil, msg)
+	g.Push("main")
+	return sha
 }
 
 // note reads the note of sha the way a user would: fetch the notes ref
 // into the clone and `git notes --ref=atoll show`.
 func (g *gitServer) note(sha string) Note {
 	g.t.Helper()
-	g.git(g.work, "fetch", "-q", "origin", "+refs/notes/atoll:refs/notes/atoll")
-	out := g.git(g.work, "notes", "--ref=atoll", "show", sha)
+	g.Git(g.Work, "fetch", "-q", "origin", "+refs/notes/atoll:refs/notes/atoll")
+	out := g.Git(g.Work, "notes", "--ref=atoll", "show", sha)
 	var n Note
 	if err := json.Unmarshal([]byte(out), &n); err != nil {
 		g.t.Fatalf("note of %s is not JSON: %v\n%s", sha, err, out)
@@ -147,8 +101,8 @@ func TestNotesAgainstGitHTTPBackend(t *testing.T) {
 
 	// Someone else adds a note with the CLI and pushes; a second writer
 	// with its own work repository adds one; nothing is lost.
-	g.git(g.work, "notes", "--ref=atoll", "add", "-m", "hand-written, not JSON", b)
-	g.git(g.work, "push", "-q", "origin", "refs/notes/atoll")
+	g.Git(g.Work, "notes", "--ref=atoll", "add", "-m", "hand-written, not JSON", b)
+	g.Git(g.Work, "push", "-q", "origin", "refs/notes/atoll")
 	w2 := newTestNotes(t, g, gitPass)
 	if err := w2.Report(ctx, Status{Revision: b, Context: "atoll/sync", State: StateFailure, Description: "clusters/bad.yaml:3: unknown field"}); err != nil {
 		t.Fatal(err)
@@ -163,11 +117,11 @@ func TestNotesAgainstGitHTTPBackend(t *testing.T) {
 		t.Errorf("note of a = %+v", got)
 	}
 	// Reporting the same status again does not add a notes commit.
-	before := g.git(g.bare, "rev-parse", "refs/notes/atoll")
+	before := g.Git(g.Bare, "rev-parse", "refs/notes/atoll")
 	if err := w.Report(ctx, Status{Revision: a, Context: "atoll/plan", State: StateSuccess, Description: "+1 node cern-001"}); err != nil {
 		t.Fatal(err)
 	}
-	if after := g.git(g.bare, "rev-parse", "refs/notes/atoll"); after != before {
+	if after := g.Git(g.Bare, "rev-parse", "refs/notes/atoll"); after != before {
 		t.Errorf("an unchanged note made a new notes commit")
 	}
 }
@@ -212,4 +166,73 @@ func TestNotesErrors(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestNotesSSHTimeout: over SSH, where go-git ignores the context during
+// the handshake, a server that accepts and stalls costs one Timeout, not
+// a hang, and the failure is retryable.
+func TestNotesSSHTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		for c := range accepted {
+			c.Close()
+		}
+	})
+	addr := l.Addr().String()
+	_, clientKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(clientKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostKey, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPub, err := ssh.NewPublicKey(hostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNotes(NotesConfig{
+		Remote: gitsource.GitConfig{
+			URL:           "ssh://git@" + addr + "/fleet.git",
+			SSHPrivateKey: pem.EncodeToMemory(block),
+			KnownHosts:    []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, hostPub) + "\n"),
+			Timeout:       300 * time.Millisecond,
+		},
+		Dir:    t.TempDir(),
+		Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- n.Report(context.Background(), Status{Revision: sha1, Context: "atoll/sync", State: StateSuccess})
+	}()
+	select {
+	case err := <-done:
+		if !IsRetryable(err) {
+			t.Errorf("err = %v, want retryable", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Report over SSH to a stalled server still running after 20s with a 300ms timeout")
+	}
 }

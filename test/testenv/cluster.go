@@ -260,6 +260,9 @@ func (c *Cluster) kwokProcess(bin Binaries, envDir string, port int, files map[s
 		"--tls-cert-file=" + c.KubeletServingCert,
 		"--tls-private-key-file=" + c.KubeletServingKey,
 		"--cidr=10.244.0.0/16",
+		// kwok keeps a Lease per node, which is how the node lifecycle
+		// controller knows a node is alive (without it nodes go NotReady).
+		"--node-lease-duration-seconds=40",
 	}
 	stages, err := bedStages(c.dir)
 	if err != nil {

@@ -7,9 +7,11 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -77,7 +79,17 @@ func run(m *testing.M) int {
 		return 1
 	}
 	for _, r := range env.Remotes {
-		p := &nodeProcess{name: r.Name, remoteKubeconfig: r.Kubeconfig}
+		port, err := freePort()
+		if err != nil {
+			log.Print(err)
+			return 1
+		}
+		kubeletPort, err := freePort()
+		if err != nil {
+			log.Print(err)
+			return 1
+		}
+		p := &nodeProcess{name: r.Name, remoteKubeconfig: r.Kubeconfig, metricsAddr: fmt.Sprintf("127.0.0.1:%d", port), kubeletPort: kubeletPort}
 		if err := p.start(); err != nil {
 			log.Print(err)
 			return 1
@@ -105,6 +117,9 @@ type nodeProcess struct {
 	name             string
 	remoteKubeconfig string
 
+	metricsAddr string // host:port of its /metrics
+	kubeletPort int    // port of its kubelet API
+
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
@@ -123,7 +138,9 @@ func (p *nodeProcess) start() error {
 	defer f.Close()
 	cmd := exec.Command(atollBin, "node", "--name", p.name,
 		"--kubeconfig", env.Master.Kubeconfig, "--remote-kubeconfig", p.remoteKubeconfig,
-		"--node-ip", "127.0.0.1", "--log-level", "debug")
+		"--node-ip", "127.0.0.1", "--log-level", "debug", "--metrics-addr", p.metricsAddr,
+		"--kubelet-port", strconv.Itoa(p.kubeletPort), "--kubelet-client-ca-file", env.Master.CAFile,
+		"--kubelet-tls-cert-file", env.Master.KubeletServingCert, "--kubelet-tls-key-file", env.Master.KubeletServingKey)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -143,6 +160,15 @@ func (p *nodeProcess) kill() {
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
 	p.cmd = nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func waitNodeReady(ctx context.Context, name string, timeout time.Duration) error {

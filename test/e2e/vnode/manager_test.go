@@ -1,0 +1,108 @@
+package vnode_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/atoll-dev/atoll/vnode"
+)
+
+// TestManagerLiveUpdateAndRemove runs a Manager in the test process with one
+// extra node on remote-2 and changes it live.
+func TestManagerLiveUpdateAndRemove(t *testing.T) {
+	ctx := ctxT(t)
+	m, err := vnode.NewManager(vnode.ManagerConfig{Master: env.Master.Config, NodeIP: "127.0.0.1",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	const name = "managed-e2e"
+	spec := vnode.NodeSpec{
+		Name:     name,
+		Labels:   map[string]string{"tier": "bronze"},
+		Taints:   []corev1.Taint{{Key: "atoll.dev/e2e", Value: "manager", Effect: corev1.TaintEffectNoSchedule}},
+		Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10")},
+		Remote:   env.Remotes[1].Config,
+	}
+	if err := m.Add(spec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = m.Remove(context.Background(), name)
+		_ = master.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	waitFor(t, time.Minute, "node Ready with declared labels, taints, capped capacity", func(ctx context.Context) (bool, error) {
+		n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		cpu := n.Status.Allocatable.Cpu()
+		ok := nodeReady(n) && n.Labels["tier"] == "bronze" && len(n.Spec.Taints) > 0 && n.Spec.Taints[0].Key == "atoll.dev/e2e" && cpu.Cmp(resource.MustParse("10")) == 0
+		return ok, fmt.Errorf("ready=%v labels=%v taints=%v cpu=%s", nodeReady(n), n.Labels, n.Spec.Taints, cpu)
+	})
+	h := m.Health()
+	if len(h) != 1 || h[0].Name != name || !h[0].Ready {
+		t.Fatalf("Health() = %+v", h)
+	}
+
+	spec.Labels = map[string]string{"tier": "gold"}
+	spec.Taints = nil
+	spec.Capacity = nil
+	spec.Cordon = true
+	if err := m.Update(spec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "live update applied", func(ctx context.Context) (bool, error) {
+		n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, tn := range n.Spec.Taints {
+			if tn.Key == "atoll.dev/e2e" {
+				return false, fmt.Errorf("taint still there")
+			}
+		}
+		cpu := n.Status.Allocatable.Cpu()
+		return n.Labels["tier"] == "gold" && n.Spec.Unschedulable && cpu.Cmp(resource.MustParse("10")) > 0, fmt.Errorf("labels=%v unschedulable=%v cpu=%s", n.Labels, n.Spec.Unschedulable, cpu)
+	})
+	// Someone deletes the Node: it comes back.
+	old, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "node recreated with its spec", func(ctx context.Context) (bool, error) {
+		n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return n.UID != old.UID && n.Labels["tier"] == "gold" && n.Spec.Unschedulable, nil
+	})
+	if err := m.Remove(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("node still there after Remove: %v", err)
+	}
+	if len(m.Health()) != 0 {
+		t.Fatalf("Health() after Remove = %+v", m.Health())
+	}
+}

@@ -1,0 +1,69 @@
+package vnode
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// runOrphanCollector looks, every GCInterval, for remote pods, ConfigMaps and
+// Secrets of this node whose master origin is gone, and enqueues them; the
+// sync then deletes them after a live check of the master. Nothing is
+// deleted while the remote is unreachable.
+func (v *VirtualNode) runOrphanCollector(ctx context.Context) {
+	t := time.NewTicker(v.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !v.healthy.Load() {
+			continue
+		}
+		v.collectOrphans()
+	}
+}
+
+// collectOrphans enqueues every remote object whose master origin is not in
+// the master cache (pods: by origin UID; ConfigMaps and Secrets: all, as
+// their sync deletes those no pod uses).
+func (v *VirtualNode) collectOrphans() int {
+	n := 0
+	idx := v.master.pods.Informer().GetIndexer()
+	for _, obj := range v.remote.pods.Informer().GetStore().List() {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			continue
+		}
+		k, ok := v.masterKeyOf(p)
+		if !ok {
+			continue
+		}
+		mobj, exists, _ := idx.GetByKey(k.namespace + "/" + k.name)
+		if exists {
+			if m, ok := mobj.(*corev1.Pod); ok && string(m.UID) == p.Labels[LabelOriginUID] {
+				continue
+			}
+		}
+		n++
+		v.queue.Add(k)
+	}
+	for _, obj := range v.remote.configMaps.Informer().GetStore().List() {
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			if ns, ok := v.ns.Master(cm.Namespace); ok {
+				v.queue.Add(workKey{keyConfigMap, ns, cm.Name})
+			}
+		}
+	}
+	for _, obj := range v.remote.secrets.Informer().GetStore().List() {
+		if s, ok := obj.(*corev1.Secret); ok {
+			if ns, ok := v.ns.Master(s.Namespace); ok {
+				v.queue.Add(workKey{keySecret, ns, s.Name})
+			}
+		}
+	}
+	return n
+}

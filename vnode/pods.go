@@ -1,0 +1,472 @@
+package vnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// errRemoteUnavailable is returned while the remote API does not answer:
+// nothing is created or deleted there until it does.
+var errRemoteUnavailable = errors.New("remote cluster unavailable")
+
+// terminatingRecheck is how often a terminating pod is looked at again while
+// its remote copy goes away (remote informer events usually come first).
+const terminatingRecheck = 5 * time.Second
+
+func isTerminal(p corev1.PodPhase) bool {
+	return p == corev1.PodSucceeded || p == corev1.PodFailed
+}
+
+// syncPod converges one master pod and its remote copy. It is level-based:
+// it only looks at the current state of both sides (from the caches, with a
+// live read where a cache could mislead it into a destructive step).
+func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time.Duration, error) {
+	master, err := v.master.pods.Lister().Pods(namespace).Get(name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
+	remoteNS := v.ns.Remote(namespace)
+	remote, err := v.remote.pods.Lister().Pods(remoteNS).Get(name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
+	if master == nil {
+		v.forgetObserved(workKey{keyPod, namespace, name})
+		if remote == nil {
+			return 0, nil
+		}
+		return 0, v.deleteOrphanPod(ctx, remote)
+	}
+	if remote != nil && remote.Labels[LabelOriginUID] != string(master.UID) {
+		// A copy of an earlier master pod of the same name (StatefulSet).
+		if err := v.deleteOrphanPod(ctx, remote); err != nil {
+			return 0, err
+		}
+		return time.Second, nil
+	}
+	if master.DeletionTimestamp != nil {
+		return v.syncDeletion(ctx, master, remote)
+	}
+	if remote == nil {
+		if isTerminal(master.Status.Phase) {
+			return 0, nil
+		}
+		if hasCondition(master, ConditionDelegated) {
+			// It existed before: gone behind our back, or the cache lags.
+			live, err := v.getRemotePod(ctx, remoteNS, name)
+			switch {
+			case apierrors.IsNotFound(err):
+				return 0, v.markRemoteDeleted(ctx, master)
+			case err != nil:
+				v.recordError("status", err)
+				return 0, err
+			case ownedBy(live, v.masterID, v.name) && live.Labels[LabelOriginUID] == string(master.UID):
+				return time.Second, nil // the cache catches up
+			}
+		}
+		if err := v.createRemotePod(ctx, master); err != nil {
+			return 0, err
+		}
+		return 0, nil
+	}
+	if err := v.updateRemotePod(ctx, master, remote); err != nil {
+		v.recordError("update", err)
+		return 0, err
+	}
+	return 0, v.syncStatus(ctx, master, remote)
+}
+
+func (v *VirtualNode) getRemotePod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+	if !v.healthy.Load() {
+		return nil, errRemoteUnavailable
+	}
+	cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
+	defer cancel()
+	return v.remote.client.CoreV1().Pods(namespace).Get(cctx, name, metav1.GetOptions{})
+}
+
+// translateOptions returns what TranslatePod needs for this node now.
+func (v *VirtualNode) translateOptions() TranslateOptions {
+	spec := v.currentSpec()
+	return TranslateOptions{
+		NodeName:   v.name,
+		MasterID:   v.masterID,
+		Namespaces: v.ns,
+		NodeLabels: selectorDroppedLabels(nodeLabels(spec)),
+		NodeTaints: spec.Taints,
+		ServiceAccountExists: func(namespace, name string) bool {
+			_, err := v.remote.serviceAccounts.Lister().ServiceAccounts(namespace).Get(name)
+			return err == nil
+		},
+	}
+}
+
+// createRemotePod copies dependencies, then creates the remote pod. Create is
+// idempotent: an existing copy of the same master pod is adopted; a foreign
+// pod of the same name is never touched and reported as NameConflict.
+func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) error {
+	if !v.healthy.Load() {
+		return errRemoteUnavailable
+	}
+	if err := v.ensureDependencies(ctx, master); err != nil {
+		var missing *MissingDependencyError
+		switch {
+		case errors.As(err, &missing):
+			reason := "ConfigMapNotFound"
+			if missing.Kind == KindSecret {
+				reason = "SecretNotFound"
+			}
+			v.reportProblem(ctx, master, ConditionDependenciesReady, reason, err.Error(), "FailedDependency")
+		case errors.Is(err, ErrNameConflict):
+			v.reportProblem(ctx, master, ConditionNameConflict, "NameConflict", err.Error(), "NameConflict")
+		default:
+			v.recordError("dependency", err)
+		}
+		return err
+	}
+	want, err := TranslatePod(master, v.translateOptions())
+	if err != nil {
+		return err // cannot happen for pods from the API server
+	}
+	if err := v.ensureNamespace(ctx, want.Namespace); err != nil {
+		v.recordError("namespace", err)
+		return err
+	}
+	err = withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error {
+		_, err := v.remote.client.CoreV1().Pods(want.Namespace).Create(c, want, metav1.CreateOptions{})
+		return err
+	})
+	if err == nil {
+		v.log.Debug("created remote pod", "namespace", want.Namespace, "name", want.Name)
+		return nil
+	}
+	if apierrors.IsAlreadyExists(err) {
+		live, gerr := v.getRemotePod(ctx, want.Namespace, want.Name)
+		if gerr != nil {
+			return gerr
+		}
+		if !ownedBy(live, v.masterID, v.name) {
+			msg := fmt.Sprintf("remote pod %s/%s exists and is not managed by Atoll for this master; it is left untouched", live.Namespace, live.Name)
+			v.reportProblem(ctx, master, ConditionNameConflict, "NameConflict", msg, "NameConflict")
+			return fmt.Errorf("create remote pod %s/%s: %w", want.Namespace, want.Name, ErrNameConflict)
+		}
+		if live.Labels[LabelOriginUID] != string(master.UID) {
+			if err := v.deleteOrphanPod(ctx, live); err != nil {
+				return err
+			}
+			return fmt.Errorf("create remote pod %s/%s: stale copy being removed", want.Namespace, want.Name)
+		}
+		return nil // adopted: our own copy from before a restart
+	}
+	if apierrors.IsNotFound(err) {
+		v.nsEnsured.Delete(want.Namespace) // the namespace went away
+	}
+	v.recordError("create", err)
+	v.reportProblem(ctx, master, ConditionRemoteCreated, "CreateRefused", "remote refused the pod: "+err.Error(), "RemoteCreateFailed")
+	return fmt.Errorf("create remote pod %s/%s: %w", want.Namespace, want.Name, err)
+}
+
+// updateRemotePod carries the fields a pod may change after creation
+// (labels, annotations, container images, activeDeadlineSeconds) to the
+// remote copy. Labels and annotations the remote added are kept.
+func (v *VirtualNode) updateRemotePod(ctx context.Context, master, remote *corev1.Pod) error {
+	if remote.DeletionTimestamp != nil || isTerminal(remote.Status.Phase) {
+		return nil
+	}
+	want, err := TranslatePod(master, v.translateOptions())
+	if err != nil {
+		return err
+	}
+	changed := false
+	u := remote.DeepCopy()
+	merge := func(dst *map[string]string, src map[string]string) {
+		for k, val := range src {
+			if cur, ok := (*dst)[k]; !ok || cur != val {
+				if *dst == nil {
+					*dst = map[string]string{}
+				}
+				(*dst)[k] = val
+				changed = true
+			}
+		}
+	}
+	merge(&u.Labels, want.Labels)
+	merge(&u.Annotations, want.Annotations)
+	images := func(dst []corev1.Container, src []corev1.Container) {
+		for i := range dst {
+			if i < len(src) && dst[i].Name == src[i].Name && dst[i].Image != src[i].Image {
+				dst[i].Image = src[i].Image
+				changed = true
+			}
+		}
+	}
+	images(u.Spec.Containers, want.Spec.Containers)
+	images(u.Spec.InitContainers, want.Spec.InitContainers)
+	if want.Spec.ActiveDeadlineSeconds != nil && (u.Spec.ActiveDeadlineSeconds == nil || *u.Spec.ActiveDeadlineSeconds != *want.Spec.ActiveDeadlineSeconds) {
+		u.Spec.ActiveDeadlineSeconds = want.Spec.ActiveDeadlineSeconds
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if !v.healthy.Load() {
+		return errRemoteUnavailable
+	}
+	cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
+	defer cancel()
+	_, err = v.remote.client.CoreV1().Pods(u.Namespace).Update(cctx, u, metav1.UpdateOptions{})
+	return err
+}
+
+// syncDeletion handles a master pod marked for deletion: delete the remote
+// copy with the pod's grace period, and remove the master pod only once the
+// copy is gone — or once the grace period is over while the remote is
+// unreachable (then the copy is collected when the remote returns).
+func (v *VirtualNode) syncDeletion(ctx context.Context, master, remote *corev1.Pod) (time.Duration, error) {
+	remoteNS := v.ns.Remote(master.Namespace)
+	pastGrace := time.Now().After(master.DeletionTimestamp.Time)
+	if !v.healthy.Load() {
+		if pastGrace {
+			return 0, v.forceDeleteMaster(ctx, master)
+		}
+		return time.Until(master.DeletionTimestamp.Time) + time.Second, nil
+	}
+	if remote == nil {
+		live, err := v.getRemotePod(ctx, remoteNS, master.Name)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return 0, err
+		}
+		if err == nil && ownedBy(live, v.masterID, v.name) && live.Labels[LabelOriginUID] == string(master.UID) {
+			remote = live
+		}
+	}
+	if remote == nil {
+		return 0, v.forceDeleteMaster(ctx, master)
+	}
+	if remote.DeletionTimestamp == nil {
+		cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
+		defer cancel()
+		opts := metav1.DeleteOptions{
+			GracePeriodSeconds: master.DeletionGracePeriodSeconds,
+			Preconditions:      metav1.NewUIDPreconditions(string(remote.UID)),
+		}
+		err := v.remote.client.CoreV1().Pods(remote.Namespace).Delete(cctx, remote.Name, opts)
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			v.recordError("delete", err)
+			return 0, fmt.Errorf("delete remote pod %s/%s: %w", remote.Namespace, remote.Name, err)
+		}
+	}
+	if err := v.syncStatus(ctx, master, remote); err != nil {
+		v.log.Debug("status of terminating pod", "namespace", master.Namespace, "name", master.Name, "err", err)
+	}
+	return terminatingRecheck, nil
+}
+
+// forceDeleteMaster removes the master pod (grace 0) with a UID precondition.
+func (v *VirtualNode) forceDeleteMaster(ctx context.Context, master *corev1.Pod) error {
+	cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
+	defer cancel()
+	opts := *metav1.NewDeleteOptions(0)
+	opts.Preconditions = metav1.NewUIDPreconditions(string(master.UID))
+	err := v.master.client.CoreV1().Pods(master.Namespace).Delete(cctx, master.Name, opts)
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err != nil {
+		v.recordError("delete", err)
+	}
+	return err
+}
+
+// deleteOrphanPod deletes a remote copy whose master pod is gone (or is a
+// different pod now). The master is read live first: a stale cache never
+// causes a delete.
+func (v *VirtualNode) deleteOrphanPod(ctx context.Context, remote *corev1.Pod) error {
+	if !ownedBy(remote, v.masterID, v.name) || remote.DeletionTimestamp != nil {
+		return nil
+	}
+	if !v.healthy.Load() {
+		return errRemoteUnavailable
+	}
+	k, ok := v.masterKeyOf(remote)
+	if !ok {
+		return nil
+	}
+	var live *corev1.Pod
+	err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) (err error) {
+		live, err = v.master.client.CoreV1().Pods(k.namespace).Get(c, k.name, metav1.GetOptions{})
+		return err
+	})
+	switch {
+	case err == nil && string(live.UID) == remote.Labels[LabelOriginUID]:
+		return nil // not an orphan; the cache lags
+	case err != nil && !apierrors.IsNotFound(err):
+		return err
+	}
+	opts := metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(remote.UID))}
+	err = withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error {
+		return v.remote.client.CoreV1().Pods(remote.Namespace).Delete(c, remote.Name, opts)
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err != nil {
+		v.recordError("gc", err)
+		return err
+	}
+	v.log.Info("deleted orphaned remote pod", "namespace", remote.Namespace, "name", remote.Name, "originUID", remote.Labels[LabelOriginUID])
+	return nil
+}
+
+// ensureNamespace creates a remote namespace, labelled as managed, if missing.
+func (v *VirtualNode) ensureNamespace(ctx context.Context, namespace string) error {
+	if _, ok := v.nsEnsured.Load(namespace); ok {
+		return nil
+	}
+	if ns, err := v.remote.namespaces.Lister().Get(namespace); err == nil && ns.DeletionTimestamp == nil {
+		v.nsEnsured.Store(namespace, struct{}{})
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
+	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:   namespace,
+		Labels: map[string]string{LabelManaged: "true", LabelMaster: v.masterID},
+	}}
+	_, err := v.remote.client.CoreV1().Namespaces().Create(cctx, ns, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create remote namespace %s: %w", namespace, err)
+	}
+	v.nsEnsured.Store(namespace, struct{}{})
+	return nil
+}
+
+// reportProblem sets an Atoll condition (status False) on the master pod and
+// records a Warning Event, so `kubectl describe pod` says what is wrong.
+func (v *VirtualNode) reportProblem(ctx context.Context, master *corev1.Pod, condType corev1.PodConditionType, reason, message, eventReason string) {
+	v.recorder.Event(master, corev1.EventTypeWarning, eventReason, message)
+	status := corev1.ConditionFalse
+	if condType == ConditionNameConflict {
+		status = corev1.ConditionTrue
+	}
+	c := corev1.PodCondition{Type: condType, Status: status, Reason: reason, Message: message}
+	if cur := findCondition(master.Status.Conditions, condType); cur != nil && cur.Status == c.Status && cur.Reason == c.Reason && cur.Message == c.Message {
+		return
+	}
+	m := master.DeepCopy()
+	setCondition(&m.Status, c, time.Now())
+	if m.Status.Phase == "" {
+		m.Status.Phase = corev1.PodPending
+	}
+	if err := v.writeStatus(ctx, m); err != nil {
+		v.log.Debug("write condition", "namespace", m.Namespace, "name", m.Name, "condition", condType, "err", err)
+	}
+}
+
+// markRemoteDeleted fails a master pod whose remote copy was deleted outside
+// Atoll, so its controller replaces it.
+func (v *VirtualNode) markRemoteDeleted(ctx context.Context, master *corev1.Pod) error {
+	m := master.DeepCopy()
+	m.Status = remoteDeletedStatus(master.Status, time.Now())
+	if err := v.writeStatus(ctx, m); err != nil {
+		v.recordError("status", err)
+		return err
+	}
+	v.recorder.Event(master, corev1.EventTypeWarning, ReasonRemoteDeleted, "the remote pod was deleted outside Atoll")
+	v.log.Info("remote pod deleted behind our back; master pod failed", "namespace", master.Namespace, "name", master.Name)
+	return nil
+}
+
+// writeStatus writes a master pod's status.
+func (v *VirtualNode) writeStatus(ctx context.Context, pod *corev1.Pod) error {
+	cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
+	defer cancel()
+	_, err := v.master.client.CoreV1().Pods(pod.Namespace).UpdateStatus(cctx, pod, metav1.UpdateOptions{})
+	return err
+}
+
+func (v *VirtualNode) forgetObserved(k workKey) {
+	v.observedMu.Lock()
+	delete(v.observed, k)
+	v.observedMu.Unlock()
+}
+
+// syncStatus mirrors the remote pod's status onto the master pod.
+func (v *VirtualNode) syncStatus(ctx context.Context, master, remote *corev1.Pod) error {
+	k := workKey{keyPod, master.Namespace, master.Name}
+	if isTerminal(master.Status.Phase) {
+		v.forgetObserved(k)
+		return nil
+	}
+	if !v.healthy.Load() {
+		return nil // the remote cache is stale; the next resync writes it
+	}
+	want := MasterPodStatus(master, remote, v.cfg.NodeIP)
+	if statusEqual(&master.Status, &want) {
+		v.forgetObserved(k)
+		return nil
+	}
+	m := master.DeepCopy()
+	m.Status = want
+	err := v.writeStatus(ctx, m)
+	if apierrors.IsConflict(err) {
+		// Our cache is behind (often our own previous write): read the pod
+		// and try once more right away rather than after a backoff.
+		err = v.retryStatusLive(ctx, master, remote)
+		if errors.Is(err, errStatusSkipped) {
+			return nil
+		}
+	}
+	if err != nil {
+		if !apierrors.IsNotFound(err) {
+			v.recordError("status", err)
+		}
+		return fmt.Errorf("write status of %s/%s: %w", master.Namespace, master.Name, err)
+	}
+	v.observedMu.Lock()
+	if t, ok := v.observed[k]; ok {
+		v.metrics.statusSync.WithLabelValues(v.name).Observe(time.Since(t).Seconds())
+		delete(v.observed, k)
+	}
+	v.observedMu.Unlock()
+	return nil
+}
+
+// errStatusSkipped says a live read showed the status must not be written.
+var errStatusSkipped = errors.New("status write skipped after a live read")
+
+// retryStatusLive rereads the master pod and writes the status computed
+// from it, once.
+func (v *VirtualNode) retryStatusLive(ctx context.Context, master, remote *corev1.Pod) error {
+	cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
+	defer cancel()
+	live, err := v.master.client.CoreV1().Pods(master.Namespace).Get(cctx, master.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if live.UID != master.UID || isTerminal(live.Status.Phase) {
+		return errStatusSkipped
+	}
+	want := MasterPodStatus(live, remote, v.cfg.NodeIP)
+	if statusEqual(&live.Status, &want) {
+		return nil
+	}
+	live.Status = want
+	return v.writeStatus(ctx, live)
+}
+
+// cloneLabels is maps.Clone that never returns nil.
+func cloneLabels(in map[string]string) map[string]string {
+	out := maps.Clone(in)
+	if out == nil {
+		out = map[string]string{}
+	}
+	return out
+}

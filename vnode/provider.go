@@ -1,0 +1,138 @@
+package vnode
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// VirtualNode is a complete virtual-kubelet provider. Atoll drives it with its
+// own controllers (see doc.go for why), but it also works under
+// virtual-kubelet's PodController and NodeController.
+var (
+	_ vknode.PodLifecycleHandler = (*VirtualNode)(nil)
+	_ vknode.PodNotifier         = (*VirtualNode)(nil)
+	_ vknode.NodeProvider        = (*VirtualNode)(nil)
+)
+
+// CreatePod copies the pod's dependencies and creates its remote copy. It is
+// idempotent: an existing copy of the same master pod is adopted.
+func (v *VirtualNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
+	return v.createRemotePod(ctx, pod)
+}
+
+// UpdatePod carries the mutable fields of pod to its remote copy.
+func (v *VirtualNode) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
+	remote, err := v.remote.pods.Lister().Pods(v.ns.Remote(pod.Namespace)).Get(pod.Name)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return errdefs.NotFoundf("remote pod %s/%s not found", pod.Namespace, pod.Name)
+		}
+		return err
+	}
+	return v.updateRemotePod(ctx, pod, remote)
+}
+
+// DeletePod deletes the pod's remote copy with the pod's grace period. It
+// returns an errdefs NotFound error when there is no copy.
+func (v *VirtualNode) DeletePod(ctx context.Context, pod *corev1.Pod) error {
+	remote, err := v.remote.pods.Lister().Pods(v.ns.Remote(pod.Namespace)).Get(pod.Name)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return errdefs.NotFoundf("remote pod %s/%s not found", pod.Namespace, pod.Name)
+		}
+		return err
+	}
+	if remote.Labels[LabelOriginUID] != string(pod.UID) && pod.UID != "" {
+		return errdefs.NotFoundf("remote pod %s/%s is a copy of another pod", pod.Namespace, pod.Name)
+	}
+	p := pod.DeepCopy()
+	if p.DeletionTimestamp == nil {
+		return v.deleteOrphanPod(ctx, remote)
+	}
+	_, err = v.syncDeletion(ctx, p, remote)
+	return err
+}
+
+// GetPod returns the remote copy of a master pod, as the master sees it
+// (master namespace, master-side status). The result is a copy.
+func (v *VirtualNode) GetPod(_ context.Context, namespace, name string) (*corev1.Pod, error) {
+	remote, err := v.remote.pods.Lister().Pods(v.ns.Remote(namespace)).Get(name)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errdefs.NotFoundf("pod %s/%s not found in remote", namespace, name)
+		}
+		return nil, err
+	}
+	return v.masterView(remote), nil
+}
+
+// GetPodStatus returns the master-side status of a pod's remote copy.
+func (v *VirtualNode) GetPodStatus(ctx context.Context, namespace, name string) (*corev1.PodStatus, error) {
+	p, err := v.GetPod(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return &p.Status, nil
+}
+
+// GetPods returns every remote copy this node manages, as the master sees them.
+func (v *VirtualNode) GetPods(context.Context) ([]*corev1.Pod, error) {
+	list, err := v.remote.pods.Lister().List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("list remote pods: %w", err)
+	}
+	out := make([]*corev1.Pod, 0, len(list))
+	for _, p := range list {
+		out = append(out, v.masterView(p))
+	}
+	return out, nil
+}
+
+// NotifyPods registers cb, called with the master view of a pod whenever its
+// remote copy changes. It does not block.
+func (v *VirtualNode) NotifyPods(_ context.Context, cb func(*corev1.Pod)) {
+	v.podNotify.Store(&cb)
+}
+
+// Ping reports whether the remote API server answers.
+func (v *VirtualNode) Ping(ctx context.Context) error { return v.ping(ctx) }
+
+// NotifyNodeStatus registers cb, called with the Node after each status write.
+func (v *VirtualNode) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node)) {
+	v.nodeNotify.Store(&cb)
+}
+
+func (v *VirtualNode) notifyPod(remote *corev1.Pod) {
+	if cb := v.podNotify.Load(); cb != nil {
+		(*cb)(v.masterView(remote))
+	}
+}
+
+func (v *VirtualNode) notifyNode(n *corev1.Node) {
+	if cb := v.nodeNotify.Load(); cb != nil {
+		(*cb)(n.DeepCopy())
+	}
+}
+
+// masterView returns a remote pod as it looks from the master: master
+// namespace, bound to this node, hostIP the node's IP.
+func (v *VirtualNode) masterView(remote *corev1.Pod) *corev1.Pod {
+	p := remote.DeepCopy()
+	if k, ok := v.masterKeyOf(remote); ok {
+		p.Namespace = k.namespace
+	}
+	p.Spec.NodeName = v.name
+	if m, err := v.master.pods.Lister().Pods(p.Namespace).Get(p.Name); err == nil {
+		p.UID = m.UID
+		p.Status = MasterPodStatus(m, remote, v.cfg.NodeIP)
+	} else {
+		p.Status.HostIP = v.cfg.NodeIP
+	}
+	return p
+}

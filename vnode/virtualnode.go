@@ -1,0 +1,627 @@
+package vnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
+	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// indexDependencies indexes master pods by the ConfigMaps and Secrets they use.
+const indexDependencies = "atoll.dev/dependencies"
+
+// indexOriginUID indexes remote pods by LabelOriginUID.
+const indexOriginUID = "atoll.dev/origin-uid"
+
+// keyKind says what a work item is about.
+type keyKind uint8
+
+const (
+	keyPod keyKind = iota
+	keyConfigMap
+	keySecret
+)
+
+// workKey is one item in a virtual node's work queue, always named by the
+// master namespace and name.
+type workKey struct {
+	kind      keyKind
+	namespace string
+	name      string
+}
+
+func (k workKey) String() string {
+	switch k.kind {
+	case keyConfigMap:
+		return "configmap:" + k.namespace + "/" + k.name
+	case keySecret:
+		return "secret:" + k.namespace + "/" + k.name
+	}
+	return "pod:" + k.namespace + "/" + k.name
+}
+
+// nodeSettings are the per-process knobs a virtual node gets from its Manager.
+type nodeSettings struct {
+	MasterID         string
+	NodeIP           string
+	KubeletPort      int32
+	Workers          int
+	RequestTimeout   time.Duration
+	PingTimeout      time.Duration
+	PingInterval     time.Duration
+	ResyncPeriod     time.Duration
+	CapacityInterval time.Duration
+	GCInterval       time.Duration
+	LeaseDuration    time.Duration
+	RetryBaseDelay   time.Duration
+	RetryMaxDelay    time.Duration
+	QPS              float32
+	Burst            int
+}
+
+// masterShared are master-side informers every virtual node of a Manager shares.
+type masterShared struct {
+	client     kubernetes.Interface
+	configMaps coreinformers.ConfigMapInformer
+	secrets    coreinformers.SecretInformer
+	recorder   func(node string) record.EventRecorder
+}
+
+type masterSide struct {
+	masterShared
+	pods  coreinformers.PodInformer
+	nodes coreinformers.NodeInformer
+}
+
+type remoteSide struct {
+	client          kubernetes.Interface
+	pods            coreinformers.PodInformer
+	configMaps      coreinformers.ConfigMapInformer
+	secrets         coreinformers.SecretInformer
+	nodes           coreinformers.NodeInformer
+	serviceAccounts coreinformers.ServiceAccountInformer
+	namespaces      coreinformers.NamespaceInformer
+	events          coreinformers.EventInformer
+}
+
+// VirtualNode is one remote cluster shown in the master as one Node. It is a
+// virtual-kubelet provider (PodLifecycleHandler, PodNotifier, NodeProvider)
+// whose pods live in the remote cluster, and it runs its own level-triggered
+// controllers: pods out, status back, dependencies, orphans, the Node object
+// and its Lease. A Manager creates, runs and stops them; Manager.Node gives
+// access to a running one.
+type VirtualNode struct {
+	cfg      nodeSettings
+	name     string
+	masterID string
+	ns       NamespaceMapping
+	log      *slog.Logger
+	metrics  *nodeMetrics
+	recorder record.EventRecorder
+
+	master masterSide
+	remote remoteSide
+
+	queue workqueue.TypedRateLimitingInterface[workKey]
+
+	specMu sync.RWMutex
+	spec   NodeSpec
+
+	healthy     atomic.Bool
+	healthMu    sync.Mutex
+	health      NodeHealth
+	nodeTrigger chan struct{}
+	started     time.Time
+
+	// observed holds, per master pod key, when a remote change was first
+	// seen and not yet written to the master (status-sync latency).
+	observedMu sync.Mutex
+	observed   map[workKey]time.Time
+
+	// nsEnsured caches remote namespaces known to exist.
+	nsEnsured sync.Map
+
+	podNotify  atomic.Pointer[func(*corev1.Pod)]
+	nodeNotify atomic.Pointer[func(*corev1.Node)]
+
+	events *remoteEvents
+
+	factories  []informers.SharedInformerFactory
+	unregister []func()
+
+	ready chan struct{}
+	done  chan struct{}
+	errMu sync.Mutex
+	err   error
+}
+
+func newVirtualNode(spec NodeSpec, cfg nodeSettings, shared masterShared, remoteClient kubernetes.Interface, logger *slog.Logger, metrics *nodeMetrics) *VirtualNode {
+	v := &VirtualNode{
+		cfg:         cfg,
+		name:        spec.Name,
+		masterID:    cfg.MasterID,
+		ns:          spec.namespaceMapping(),
+		log:         logger.With("node", spec.Name),
+		metrics:     metrics,
+		spec:        spec.clone(),
+		nodeTrigger: make(chan struct{}, 1),
+		observed:    map[workKey]time.Time{},
+		ready:       make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	v.recorder = shared.recorder(spec.Name)
+	v.health.Name = spec.Name
+	v.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[workKey](cfg.RetryBaseDelay, cfg.RetryMaxDelay),
+		workqueue.TypedRateLimitingQueueConfig[workKey]{Name: "atoll-vnode-" + spec.Name},
+	)
+
+	stripManaged := dropManagedFields
+	// Master: the pods bound to this node, and the Node object itself.
+	mPods := informers.NewSharedInformerFactoryWithOptions(shared.client, cfg.ResyncPeriod,
+		informers.WithTransform(stripManaged),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", spec.Name).String()
+		}))
+	mNodes := informers.NewSharedInformerFactoryWithOptions(shared.client, cfg.ResyncPeriod,
+		informers.WithTransform(stripManaged),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", spec.Name).String()
+		}))
+	v.master = masterSide{masterShared: shared, pods: mPods.Core().V1().Pods(), nodes: mNodes.Core().V1().Nodes()}
+
+	// Remote: objects this master and node own, plus what the node status
+	// and translation need to know.
+	owned := labels.SelectorFromSet(labels.Set{LabelMaster: cfg.MasterID, LabelNode: spec.Name}).String()
+	rOwned := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
+		informers.WithTransform(stripManaged),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = owned }))
+	rAll := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
+		informers.WithTransform(stripManaged))
+	rEvents := informers.NewSharedInformerFactoryWithOptions(remoteClient, 0,
+		informers.WithTransform(stripManaged),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("involvedObject.kind", "Pod").String()
+		}))
+	v.remote = remoteSide{
+		client:          remoteClient,
+		pods:            rOwned.Core().V1().Pods(),
+		configMaps:      rOwned.Core().V1().ConfigMaps(),
+		secrets:         rOwned.Core().V1().Secrets(),
+		nodes:           rAll.Core().V1().Nodes(),
+		serviceAccounts: rAll.Core().V1().ServiceAccounts(),
+		namespaces:      rAll.Core().V1().Namespaces(),
+		events:          rEvents.Core().V1().Events(),
+	}
+	v.events = newRemoteEvents(v)
+	v.factories = []informers.SharedInformerFactory{mPods, mNodes, rOwned, rAll, rEvents}
+	return v
+}
+
+// Name returns the virtual node's name.
+func (v *VirtualNode) Name() string { return v.name }
+
+// currentSpec returns a copy of the node's spec.
+func (v *VirtualNode) currentSpec() NodeSpec {
+	v.specMu.RLock()
+	defer v.specMu.RUnlock()
+	return v.spec.clone()
+}
+
+// setSpec applies a new spec live: labels, taints, capacity caps and cordon.
+// Pods are not touched.
+func (v *VirtualNode) setSpec(spec NodeSpec) {
+	v.specMu.Lock()
+	v.spec = spec.clone()
+	v.specMu.Unlock()
+	v.triggerNode()
+}
+
+func (v *VirtualNode) triggerNode() {
+	select {
+	case v.nodeTrigger <- struct{}{}:
+	default:
+	}
+}
+
+// Ready is closed once the caches are in sync and the workers run.
+func (v *VirtualNode) Ready() <-chan struct{} { return v.ready }
+
+// Done is closed when the node has stopped (Manager.Remove, Manager.Run ending).
+func (v *VirtualNode) Done() <-chan struct{} { return v.done }
+
+// Err returns why the node stopped, once Done is closed (nil: it was told to).
+func (v *VirtualNode) Err() error {
+	v.errMu.Lock()
+	defer v.errMu.Unlock()
+	return v.err
+}
+
+// Health returns the node's current health.
+func (v *VirtualNode) Health() NodeHealth {
+	v.healthMu.Lock()
+	defer v.healthMu.Unlock()
+	h := v.health
+	return h
+}
+
+func (v *VirtualNode) recordError(kind string, err error) {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	v.metrics.errors.WithLabelValues(v.name, kind).Inc()
+	v.healthMu.Lock()
+	v.health.LastError = fmt.Sprintf("%s: %v", kind, err)
+	v.health.LastErrorTime = time.Now()
+	v.healthMu.Unlock()
+}
+
+// run starts the informers, waits for their caches, then runs the workers,
+// the node status loop and the orphan collector until ctx is cancelled.
+func (v *VirtualNode) run(ctx context.Context) (retErr error) {
+	defer func() {
+		v.errMu.Lock()
+		v.err = retErr
+		v.errMu.Unlock()
+		close(v.done)
+	}()
+	ctx = vklog.WithLogger(ctx, vkslog.FromSlog(v.log))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	v.started = time.Now()
+
+	if err := v.registerHandlers(); err != nil {
+		return err
+	}
+	synced := v.hasSynced() // instantiates every informer before Start
+	for _, f := range v.factories {
+		f.Start(ctx.Done())
+	}
+	defer func() {
+		cancel()
+		for _, u := range v.unregister {
+			u()
+		}
+		for _, f := range v.factories {
+			f.Shutdown()
+		}
+	}()
+	defer v.queue.ShutDown()
+
+	// The node comes up (NotReady until the remote answers) before the
+	// remote caches sync, so an unreachable remote still shows as a node.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); v.runNodeStatus(ctx) }()
+
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("node %s: wait for caches", v.name)
+	}
+	v.log.Info("caches in sync; starting workers", "workers", v.cfg.Workers)
+	v.resyncAll()
+	for i := 0; i < v.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); v.runWorker(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); v.runOrphanCollector(ctx) }()
+	close(v.ready)
+	<-ctx.Done()
+	v.queue.ShutDown()
+	return nil
+}
+
+// withTimeout runs one API call with its own deadline.
+func withTimeout(ctx context.Context, d time.Duration, call func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return call(cctx)
+}
+
+// dropManagedFields is the informers' transform: managed fields are large and
+// never read, so caches do not keep them.
+func dropManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil && len(m.GetManagedFields()) > 0 {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+func (v *VirtualNode) hasSynced() []cache.InformerSynced {
+	return []cache.InformerSynced{
+		v.master.pods.Informer().HasSynced, v.master.nodes.Informer().HasSynced,
+		v.master.configMaps.Informer().HasSynced, v.master.secrets.Informer().HasSynced,
+		v.remote.pods.Informer().HasSynced, v.remote.configMaps.Informer().HasSynced,
+		v.remote.secrets.Informer().HasSynced, v.remote.nodes.Informer().HasSynced,
+		v.remote.serviceAccounts.Informer().HasSynced, v.remote.namespaces.Informer().HasSynced,
+		v.remote.events.Informer().HasSynced,
+	}
+}
+
+// resyncAll enqueues every master pod and every remote copy: a full
+// level-triggered pass over both sides.
+func (v *VirtualNode) resyncAll() {
+	for _, obj := range v.master.pods.Informer().GetStore().List() {
+		if p, ok := obj.(*corev1.Pod); ok {
+			v.queue.Add(workKey{keyPod, p.Namespace, p.Name})
+		}
+	}
+	for _, obj := range v.remote.pods.Informer().GetStore().List() {
+		if p, ok := obj.(*corev1.Pod); ok {
+			if k, ok := v.masterKeyOf(p); ok {
+				v.queue.Add(k)
+			}
+		}
+	}
+	for _, obj := range v.remote.configMaps.Informer().GetStore().List() {
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			if ns, ok := v.ns.Master(cm.Namespace); ok {
+				v.queue.Add(workKey{keyConfigMap, ns, cm.Name})
+			}
+		}
+	}
+	for _, obj := range v.remote.secrets.Informer().GetStore().List() {
+		if s, ok := obj.(*corev1.Secret); ok {
+			if ns, ok := v.ns.Master(s.Namespace); ok {
+				v.queue.Add(workKey{keySecret, ns, s.Name})
+			}
+		}
+	}
+}
+
+// masterKeyOf returns the master pod key a remote pod stands for.
+func (v *VirtualNode) masterKeyOf(p *corev1.Pod) (workKey, bool) {
+	ns := p.Annotations[AnnotationOriginNamespace]
+	if ns == "" {
+		var ok bool
+		if ns, ok = v.ns.Master(p.Namespace); !ok {
+			return workKey{}, false
+		}
+	}
+	return workKey{keyPod, ns, p.Name}, true
+}
+
+func (v *VirtualNode) registerHandlers() error {
+	if err := v.master.pods.Informer().AddIndexers(cache.Indexers{indexDependencies: func(obj any) ([]string, error) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return nil, nil
+		}
+		return dependencyIndexKeys(p), nil
+	}}); err != nil {
+		return fmt.Errorf("add pod indexer: %w", err)
+	}
+	if err := v.remote.pods.Informer().AddIndexers(cache.Indexers{indexOriginUID: func(obj any) ([]string, error) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return nil, nil
+		}
+		return []string{p.Labels[LabelOriginUID]}, nil
+	}}); err != nil {
+		return fmt.Errorf("add remote pod indexer: %w", err)
+	}
+
+	enqueueMasterPod := func(obj any) {
+		if p := podOf(obj); p != nil {
+			v.queue.Add(workKey{keyPod, p.Namespace, p.Name})
+			// Dependencies of a pod that goes away may now be unused.
+			if p.DeletionTimestamp != nil || isTerminal(p.Status.Phase) {
+				v.enqueueDependencies(p)
+			}
+		}
+	}
+	if _, err := v.master.pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueueMasterPod,
+		UpdateFunc: func(_, n any) { enqueueMasterPod(n) },
+		DeleteFunc: func(obj any) {
+			if p := podOf(obj); p != nil {
+				v.queue.Add(workKey{keyPod, p.Namespace, p.Name})
+				v.enqueueDependencies(p)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	remotePodChanged := func(obj any) {
+		p := podOf(obj)
+		if p == nil {
+			return
+		}
+		k, ok := v.masterKeyOf(p)
+		if !ok {
+			return
+		}
+		v.observedMu.Lock()
+		if _, seen := v.observed[k]; !seen {
+			v.observed[k] = time.Now()
+		}
+		v.observedMu.Unlock()
+		v.queue.Add(k)
+		v.notifyPod(p)
+	}
+	if _, err := v.remote.pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    remotePodChanged,
+		UpdateFunc: func(_, n any) { remotePodChanged(n) },
+		DeleteFunc: remotePodChanged,
+	}); err != nil {
+		return err
+	}
+
+	depHandler := func(kind keyKind, remote bool) cache.ResourceEventHandler {
+		f := func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			m, err := meta.Accessor(obj)
+			if err != nil {
+				return
+			}
+			ns := m.GetNamespace()
+			if remote {
+				mns, ok := v.ns.Master(ns)
+				if !ok {
+					return
+				}
+				ns = mns
+			}
+			v.queue.Add(workKey{kind, ns, m.GetName()})
+			if !remote {
+				// Pods waiting for this object can go on.
+				dk := KindConfigMap
+				if kind == keySecret {
+					dk = KindSecret
+				}
+				pods, _ := v.master.pods.Informer().GetIndexer().ByIndex(indexDependencies, depKey(dk, ns, m.GetName()))
+				for _, o := range pods {
+					if p, ok := o.(*corev1.Pod); ok {
+						v.queue.Add(workKey{keyPod, p.Namespace, p.Name})
+					}
+				}
+			}
+		}
+		return cache.ResourceEventHandlerFuncs{AddFunc: f, UpdateFunc: func(_, n any) { f(n) }, DeleteFunc: f}
+	}
+	// The master ConfigMap/Secret informers are shared between nodes, so
+	// only objects some pod of this node uses are looked at.
+	used := func(kind DependencyKind) func(obj any) bool {
+		return func(obj any) bool {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			m, err := meta.Accessor(obj)
+			if err != nil {
+				return false
+			}
+			return v.dependencyUsed(kind, m.GetNamespace(), m.GetName()) || v.remoteCopyExists(kind, m.GetNamespace(), m.GetName())
+		}
+	}
+	regs := []struct {
+		inf     cache.SharedIndexInformer
+		handler cache.ResourceEventHandler
+	}{
+		{v.master.configMaps.Informer(), cache.FilteringResourceEventHandler{FilterFunc: used(KindConfigMap), Handler: depHandler(keyConfigMap, false)}},
+		{v.master.secrets.Informer(), cache.FilteringResourceEventHandler{FilterFunc: used(KindSecret), Handler: depHandler(keySecret, false)}},
+		{v.remote.configMaps.Informer(), depHandler(keyConfigMap, true)},
+		{v.remote.secrets.Informer(), depHandler(keySecret, true)},
+	}
+	for _, r := range regs {
+		reg, err := r.inf.AddEventHandler(r.handler)
+		if err != nil {
+			return err
+		}
+		if r.inf == v.master.configMaps.Informer() || r.inf == v.master.secrets.Informer() {
+			inf := r.inf
+			v.unregister = append(v.unregister, func() { _ = inf.RemoveEventHandler(reg) })
+		}
+	}
+	if _, err := v.master.nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(any) { v.triggerNode() },
+	}); err != nil {
+		return err
+	}
+	if _, err := v.remote.nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) {},
+		UpdateFunc: func(o, n any) { v.remoteNodeChanged(o, n) },
+		DeleteFunc: func(any) { v.triggerNode() },
+	}); err != nil {
+		return err
+	}
+	return v.events.register()
+}
+
+// remoteCopyExists reports whether this node has a remote copy of a master object.
+func (v *VirtualNode) remoteCopyExists(kind DependencyKind, namespace, name string) bool {
+	rns := v.ns.Remote(namespace)
+	var err error
+	switch kind {
+	case KindConfigMap:
+		_, err = v.remote.configMaps.Lister().ConfigMaps(rns).Get(name)
+	case KindSecret:
+		_, err = v.remote.secrets.Lister().Secrets(rns).Get(name)
+	}
+	return err == nil
+}
+
+func (v *VirtualNode) enqueueDependencies(p *corev1.Pod) {
+	for _, d := range PodDependencies(p) {
+		k := keyConfigMap
+		if d.Kind == KindSecret {
+			k = keySecret
+		}
+		v.queue.Add(workKey{k, p.Namespace, d.Name})
+	}
+}
+
+func podOf(obj any) *corev1.Pod {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	p, _ := obj.(*corev1.Pod)
+	return p
+}
+
+func (v *VirtualNode) runWorker(ctx context.Context) {
+	for v.processNext(ctx) {
+	}
+}
+
+// processNext handles one key: Forget on success, AddRateLimited on error —
+// forever, with the delay capped at RetryMaxDelay.
+func (v *VirtualNode) processNext(ctx context.Context) bool {
+	k, quit := v.queue.Get()
+	if quit {
+		return false
+	}
+	defer v.queue.Done(k)
+	var (
+		after time.Duration
+		err   error
+	)
+	switch k.kind {
+	case keyPod:
+		after, err = v.syncPod(ctx, k.namespace, k.name)
+	case keyConfigMap:
+		err = v.syncDependency(ctx, KindConfigMap, k.namespace, k.name)
+		if err != nil {
+			v.recordError("dependency", err)
+		}
+	case keySecret:
+		err = v.syncDependency(ctx, KindSecret, k.namespace, k.name)
+		if err != nil {
+			v.recordError("dependency", err)
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			v.log.Debug("sync failed; will retry", "key", k.String(), "retries", v.queue.NumRequeues(k), "err", err)
+		}
+		v.queue.AddRateLimited(k)
+		return true
+	}
+	v.queue.Forget(k)
+	if after > 0 {
+		v.queue.AddAfter(k, after)
+	}
+	return true
+}
