@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/atoll-dev/atoll/test/testenv"
@@ -89,6 +90,54 @@ func TestRemotesRunPodsOnKwokNodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKwokNodesKeepLeases checks that kwok renews a Lease for every node it
+// plays: without one, the node lifecycle controller turns the nodes NotReady
+// after its grace period and every pod on them unready.
+func TestKwokNodesKeepLeases(t *testing.T) {
+	for _, remote := range env.Remotes {
+		t.Run(remote.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cs, err := remote.Clientset()
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(nodes.Items) == 0 {
+				t.Fatal("no kwok nodes")
+			}
+			for _, n := range nodes.Items {
+				first, err := renewTime(ctx, cs, n.Name)
+				if err != nil {
+					t.Fatalf("lease of node %s: %v", n.Name, err)
+				}
+				// A live lease is renewed well within its duration.
+				err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 45*time.Second, true, func(ctx context.Context) (bool, error) {
+					now, err := renewTime(ctx, cs, n.Name)
+					return err == nil && now.After(first), nil
+				})
+				if err != nil {
+					t.Errorf("lease of node %s never renewed after %s: %v", n.Name, first, err)
+				}
+			}
+		})
+	}
+}
+
+func renewTime(ctx context.Context, cs kubernetes.Interface, node string) (time.Time, error) {
+	lease, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return time.Time{}, err
+	}
+	if lease.Spec.RenewTime == nil {
+		return time.Time{}, fmt.Errorf("lease %s has no renew time", node)
+	}
+	return lease.Spec.RenewTime.Time, nil
 }
 
 func TestMasterControllersAndScheduler(t *testing.T) {
