@@ -36,3 +36,7 @@ lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+.PHONY: demo
+demo: ## Local test bed (master + 2 remotes) with `atoll watch` on a copy of examples/fleet; Ctrl-C stops it
+	GO=$(GO) ./test/demo/demo.sh

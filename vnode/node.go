@@ -386,9 +386,12 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 			if rv := v.remoteVersion(ctx); rv != "" {
 				version = rv
 			}
-			if a, err := v.computeAllocatable(ctx); err == nil {
+			switch a, err := v.computeAllocatable(ctx); {
+			case err == nil:
 				allocatable, lastCapacity = a, time.Now()
-			} else {
+			case errors.Is(err, errRemoteNodesNotSynced):
+				// Unknown yet: asked again on the next tick.
+			default:
 				v.recordError("capacity", err)
 			}
 		}
@@ -400,6 +403,10 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 			st.Reason, st.Message = "RemoteUnreachable", "the remote API server does not answer"
 		case !v.remoteHasReadyNode():
 			st.Reason, st.Message = "NoReadyRemoteNode", "the remote cluster has no schedulable Ready node"
+		case allocatable == nil:
+			// Ready with an unknown allocatable would let the scheduler see
+			// an empty node and turn pods away.
+			st.Reason, st.Message = "CapacityUnknown", "the remote cluster's capacity is not known yet"
 		default:
 			st.Ready = true
 		}
@@ -497,7 +504,14 @@ func (v *VirtualNode) remoteNodeChanged(oldObj, newObj any) {
 
 // computeAllocatable lists the remote's nodes (cache) and the running pods
 // not managed by this master (paged list), see RemoteAllocatable.
+// errRemoteNodesNotSynced says the remote node cache has not synced yet, so
+// no allocatable can be computed.
+var errRemoteNodesNotSynced = errors.New("remote node cache not synced")
+
 func (v *VirtualNode) computeAllocatable(ctx context.Context) (corev1.ResourceList, error) {
+	if !v.remote.nodes.Informer().HasSynced() {
+		return nil, errRemoteNodesNotSynced
+	}
 	var nodes []*corev1.Node
 	for _, obj := range v.remote.nodes.Informer().GetStore().List() {
 		if n, ok := obj.(*corev1.Node); ok {

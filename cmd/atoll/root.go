@@ -35,5 +35,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand())
 	root.AddCommand(newNodeCommand())
 	root.AddCommand(newValidateCommand(), newPlanCommand())
+	root.AddCommand(newRunCommand(), newWatchCommand(), newStatusCommand())
 	return root
 }

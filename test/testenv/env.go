@@ -396,3 +396,13 @@ func waitHTTP(ctx context.Context, url string, p *Process) error {
 	}
 	return nil
 }
+
+// FreePort returns a loopback TCP port that is free now, for a test to give
+// to a server it starts.
+func FreePort() (int, error) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return 0, err
+	}
+	return ports[0], nil
+}

@@ -71,7 +71,7 @@ func run(m *testing.M) int {
 		log.Print(err)
 		return 1
 	}
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		log.Print(err)
 		return 1
@@ -295,7 +295,7 @@ func TestAttach(t *testing.T) {
 func TestPortForward(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	local, err := freePort()
+	local, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,13 +390,4 @@ func TestDirectCallsAreAuthorized(t *testing.T) {
 			t.Errorf("GET %s with the master's kubelet client certificate = %d %q, want 200", path, code, body)
 		}
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

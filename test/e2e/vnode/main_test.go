@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,12 +78,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	for _, r := range env.Remotes {
-		port, err := freePort()
+		port, err := testenv.FreePort()
 		if err != nil {
 			log.Print(err)
 			return 1
 		}
-		kubeletPort, err := freePort()
+		kubeletPort, err := testenv.FreePort()
 		if err != nil {
 			log.Print(err)
 			return 1
@@ -160,15 +159,6 @@ func (p *nodeProcess) kill() {
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
 	p.cmd = nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func waitNodeReady(ctx context.Context, name string, timeout time.Duration) error {

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+)
+
+// defaultNamespace is Atoll's own namespace in the master.
+const defaultNamespace = "atoll-system"
+
+// masterOptions are the flags that reach the master, like kubectl's.
+type masterOptions struct {
+	kubeconfig string
+	namespace  string
+	logLevel   string
+}
+
+func (o *masterOptions) addFlags(f *pflag.FlagSet, logLevel string) {
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the master cluster (default: $KUBECONFIG, else in-cluster)")
+	f.StringVarP(&o.namespace, "namespace", "n", defaultNamespace, "Atoll's own namespace in the master (Secrets, Lease, status)")
+	f.StringVar(&o.logLevel, "log-level", logLevel, "debug, info, warn or error")
+}
+
+// logger returns a text logger on w at the chosen level, with client-go's
+// klog routed into it.
+func (o *masterOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	return log, nil
+}
+
+// master returns the master's config and a client.
+func (o *masterOptions) master() (*rest.Config, kubernetes.Interface, error) {
+	cfg, err := loadKubeconfig(o.kubeconfig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("master kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "atoll"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("master client: %w", err)
+	}
+	return cfg, client, nil
+}
+
+// ensureNamespace creates Atoll's namespace if it is missing (watch mode).
+func ensureNamespace(ctx context.Context, client kubernetes.Interface, name string) error {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := client.CoreV1().Namespaces().Create(cctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}

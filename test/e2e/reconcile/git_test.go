@@ -1,0 +1,250 @@
+package reconcile_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/atoll-dev/atoll/reconcile"
+)
+
+// kubeconfigSecrets creates remote-N-kubeconfig Secrets in ns.
+func kubeconfigSecrets(t *testing.T, ns string) {
+	t.Helper()
+	for name, path := range remoteKubeconfig {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-kubeconfig", Namespace: ns},
+			Data: map[string][]byte{reconcile.DefaultSecretKey: data}}
+		if _, err := master.CoreV1().Secrets(ns).Create(ctxT(t), s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runArgs are the flags of an `atoll run` replica following g, serving
+// HTTP on addr.
+func runArgs(t *testing.T, g *gitRepo, ns, identity, addr string, extra ...string) []string {
+	return append([]string{"run", "--repo", g.URL, "--ref", "main", "--path", "fleet", "--interval", "1s", "--allow-insecure-http",
+		"--kubeconfig", env.Master.Kubeconfig, "--namespace", ns, "--http-addr", addr, "--cache-dir", t.TempDir(),
+		"--node-ip", "127.0.0.1", "--drain-timeout", "1m", "--identity", identity,
+		"--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s", "--log-level", "info"}, extra...)
+}
+
+// waitOutcome waits until the stored status says rev reached state.
+func waitOutcome(t *testing.T, ns, rev string, state reconcile.CommitState, timeout time.Duration) *reconcile.FleetStatus {
+	t.Helper()
+	var st *reconcile.FleetStatus
+	waitFor(t, timeout, "revision "+rev[:8]+" "+string(state), func(ctx context.Context) (bool, error) {
+		var err error
+		st, err = reconcile.ReadStatus(ctx, master, ns)
+		return err == nil && st.Revision == rev && st.State == state, err
+	})
+	return st
+}
+
+func secretCluster(name string, taints ...string) string {
+	return clusterYAML(name, "secret:"+name+"-kubeconfig", taints...)
+}
+
+// TestGit: `atoll run` following a repository served by git http-backend.
+func TestGit(t *testing.T) {
+	cleanNodes(t)
+	ns := atollNamespace(t)
+	kubeconfigSecrets(t, ns)
+	g := newGitRepo(t)
+	c1 := g.commit(map[string]string{"fleet/README.md": "fleet\n", "fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1")
+	startAtoll(t, "run-git", runArgs(t, g, ns, "git-a", freeAddr(t))...)
+	waitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
+	waitOutcome(t, ns, c1, reconcile.StateSuccess, 30*time.Second)
+
+	// Push adding a cluster: its node appears.
+	c2 := g.commit(map[string]string{"fleet/remote-2.yaml": secretCluster("remote-2")}, "add remote-2")
+	waitFor(t, time.Minute, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	if st := waitOutcome(t, ns, c2, reconcile.StateSuccess, 30*time.Second); !strings.Contains(st.Description, "2 nodes ready") {
+		t.Errorf("description = %q", st.Description)
+	}
+	app := namespace(t, "e2e-git-app")
+	deployment(t, app, "web", 2, "remote-2")
+	waitFor(t, time.Minute, "2 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
+		pods, err := runningPods(ctx, app, "web")
+		return err == nil && len(pods) == 2 && anyOn(pods, "remote-2"), err
+	})
+
+	// git revert: the node is drained and removed.
+	g.git("revert", "--no-edit", "HEAD")
+	g.push()
+	c3 := g.git("rev-parse", "HEAD")
+	waitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
+	waitFor(t, time.Minute, "2 pods Running on remote-1", func(ctx context.Context) (bool, error) {
+		pods, err := runningPods(ctx, app, "web")
+		return err == nil && len(pods) == 2 && allOn(pods, "remote-1"), err
+	})
+	waitOutcome(t, ns, c3, reconcile.StateSuccess, 30*time.Second)
+
+	// Revert the revert: it is back.
+	g.git("revert", "--no-edit", "HEAD")
+	g.push()
+	c4 := g.git("rev-parse", "HEAD")
+	waitFor(t, time.Minute, "remote-2 Ready again", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	waitOutcome(t, ns, c4, reconcile.StateSuccess, 30*time.Second)
+
+	// A commit removing every cluster is refused by the breaker.
+	c5 := g.commit(map[string]string{"fleet/remote-1.yaml": "", "fleet/remote-2.yaml": ""}, "remove every cluster")
+	st := waitOutcome(t, ns, c5, reconcile.StateFailure, time.Minute)
+	if !strings.Contains(st.Description, "breaker") || !strings.Contains(st.Description, reconcile.AllowRemovalTrailer) {
+		t.Errorf("refusal = %q", st.Description)
+	}
+	if nodes, err := atollNodes(ctxT(t)); err != nil || len(nodes) != 2 {
+		t.Errorf("nodes after a refused revision = %v (%v), want both", nodes, err)
+	}
+
+	// With the trailer it applies.
+	c6 := g.commit(nil, "remove every cluster\n\nAtoll-Allow-Removal: 2")
+	waitFor(t, 3*time.Minute, "every node gone", func(ctx context.Context) (bool, error) {
+		nodes, err := atollNodes(ctx)
+		return err == nil && len(nodes) == 0, err
+	})
+	waitOutcome(t, ns, c6, reconcile.StateSuccess, 30*time.Second)
+
+	// Every outcome is also an Event.
+	evs, err := master.CoreV1().Events(ns).List(ctxT(t), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied, failed int
+	for _, e := range evs.Items {
+		switch {
+		case e.Reason == "RevisionApplied" && e.InvolvedObject.Name == reconcile.StatusConfigMap:
+			applied++
+		case e.Reason == "RevisionFailed" && strings.Contains(e.Message, "breaker"):
+			failed++
+		}
+	}
+	if applied < 5 || failed != 1 {
+		t.Errorf("events: %d RevisionApplied (want 5: c1-c4, c6), %d RevisionFailed by the breaker (want 1)", applied, failed)
+	}
+}
+
+// TestLeaderElection: two replicas, one leader runs nodes; kill it and the
+// other takes over.
+func TestLeaderElection(t *testing.T) {
+	cleanNodes(t)
+	ns := atollNamespace(t)
+	kubeconfigSecrets(t, ns)
+	g := newGitRepo(t)
+	g.commit(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1")
+	secret := filepath.Join(t.TempDir(), "webhook-secret")
+	writeFile(t, secret, "s3cret\n")
+	// Polling is off (1h): after the first fetch, only the webhook fetches.
+	addrs := map[string]string{"a": freeAddr(t), "b": freeAddr(t)}
+	replicas := map[string]*atollProcess{}
+	for _, id := range []string{"a", "b"} {
+		args := runArgs(t, g, ns, id, addrs[id], "--interval", "1h", "--webhook-secret-file", secret)
+		replicas[id] = startAtoll(t, "leader-"+id, args...)
+	}
+	holder := func(ctx context.Context) (string, error) {
+		l, err := master.CoordinationV1().Leases(ns).Get(ctx, "atoll", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return "", err
+		}
+		return *l.Spec.HolderIdentity, nil
+	}
+	var leader string
+	waitFor(t, time.Minute, "a leader", func(ctx context.Context) (bool, error) {
+		h, err := holder(ctx)
+		leader = h
+		return h == "a" || h == "b", err
+	})
+	other := map[string]string{"a": "b", "b": "a"}[leader]
+	waitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
+	if out := replicas[other].output(); strings.Contains(out, "virtual node added") || !strings.Contains(out, "standing by") {
+		t.Errorf("replica %s (not leader) ran nodes or did not stand by:\n%s", other, out)
+	}
+	waitFor(t, 30*time.Second, "/readyz of both", func(ctx context.Context) (bool, error) {
+		l, err := httpGet(ctx, "http://"+addrs[leader]+"/readyz")
+		s, err2 := httpGet(ctx, "http://"+addrs[other]+"/readyz")
+		return strings.Contains(l, "leader") && strings.Contains(s, "standby"), errors.Join(err, err2)
+	})
+	if m, err := httpGet(ctxT(t), "http://"+addrs[leader]+"/metrics"); err != nil || !strings.Contains(m, "atoll_reconcile_passes_total") || !strings.Contains(m, "atoll_reconcile_nodes") {
+		t.Errorf("leader /metrics lacks the reconciler's metrics (%v)", err)
+	}
+	if h, err := httpGet(ctxT(t), "http://"+addrs[other]+"/healthz"); err != nil || !strings.Contains(h, "ok") {
+		t.Errorf("standby /healthz = %q, %v", h, err)
+	}
+
+	// Kill the leader: the other takes over and runs the nodes.
+	replicas[leader].kill()
+	waitFor(t, time.Minute, "replica "+other+" to lead", func(ctx context.Context) (bool, error) {
+		h, err := holder(ctx)
+		return h == other, err
+	})
+	rev := g.commit(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1", "after-failover")}, "taint remote-1")
+	// The push webhook makes the new leader fetch at once.
+	if code, err := postWebhook(ctxT(t), "http://"+addrs[other]+"/hooks/git", "wrong"); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("webhook with a wrong token = %d, %v; want 401", code, err)
+	}
+	if code, err := postWebhook(ctxT(t), "http://"+addrs[other]+"/hooks/git", "s3cret"); err != nil || code != http.StatusAccepted {
+		t.Fatalf("webhook = %d, %v; want 202", code, err)
+	}
+	waitFor(t, time.Minute, "the new leader to apply a taint", func(ctx context.Context) (bool, error) {
+		n, err := master.CoreV1().Nodes().Get(ctx, "remote-1", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, tt := range n.Spec.Taints {
+			if tt.Key == "after-failover" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	waitOutcome(t, ns, rev, reconcile.StateSuccess, time.Minute)
+	if nodes, err := atollNodes(ctxT(t)); err != nil || len(nodes) != 1 {
+		t.Errorf("nodes = %v (%v), want only remote-1", nodes, err)
+	}
+}
+
+func httpGet(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), errors.New(resp.Status)
+	}
+	return string(b), err
+}
+
+// postWebhook sends a GitLab-style push notification with token.
+func postWebhook(ctx context.Context, url, token string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"object_kind":"push"}`))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Gitlab-Token", token)
+	req.Header.Set("X-Gitlab-Event", "Push Hook")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
