@@ -267,14 +267,8 @@ func (m *Manager) startLocked(n *managedNode) error {
 	if err != nil {
 		return fmt.Errorf("remote client for %s: %w", n.spec.Name, err)
 	}
-	settings := nodeSettings{
-		MasterID: m.cfg.MasterID, NodeIP: m.cfg.NodeIP, KubeletPort: m.cfg.KubeletPort, Workers: m.cfg.Workers,
-		RequestTimeout: m.cfg.RequestTimeout, PingTimeout: m.cfg.PingTimeout, PingInterval: m.cfg.PingInterval,
-		ResyncPeriod: m.cfg.ResyncPeriod, CapacityInterval: m.cfg.CapacityInterval, GCInterval: m.cfg.GCInterval,
-		LeaseDuration: m.cfg.LeaseDuration, RetryBaseDelay: m.cfg.RetryBaseDelay, RetryMaxDelay: m.cfg.RetryMaxDelay,
-		QPS: m.cfg.QPS, Burst: m.cfg.Burst,
-	}
-	vn := newVirtualNode(n.spec, settings, m.shared, remote, m.log, m.metrics)
+	// A virtual node takes the per-process knobs from the Manager's config.
+	vn := newVirtualNode(n.spec, m.cfg, m.shared, remote, m.log, m.metrics)
 	ctx, cancel := context.WithCancel(m.runCtx)
 	n.vn, n.cancel = vn, cancel
 	go func() {

@@ -51,19 +51,6 @@ func (v *VirtualNode) collectOrphans() int {
 		n++
 		v.queue.Add(k)
 	}
-	for _, obj := range v.remote.configMaps.Informer().GetStore().List() {
-		if cm, ok := obj.(*corev1.ConfigMap); ok {
-			if ns, ok := v.ns.Master(cm.Namespace); ok {
-				v.queue.Add(workKey{keyConfigMap, ns, cm.Name})
-			}
-		}
-	}
-	for _, obj := range v.remote.secrets.Informer().GetStore().List() {
-		if s, ok := obj.(*corev1.Secret); ok {
-			if ns, ok := v.ns.Master(s.Namespace); ok {
-				v.queue.Add(workKey{keySecret, ns, s.Name})
-			}
-		}
-	}
+	v.enqueueRemoteDependencies()
 	return n
 }

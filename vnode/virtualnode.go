@@ -57,25 +57,6 @@ func (k workKey) String() string {
 	return "pod:" + k.namespace + "/" + k.name
 }
 
-// nodeSettings are the per-process knobs a virtual node gets from its Manager.
-type nodeSettings struct {
-	MasterID         string
-	NodeIP           string
-	KubeletPort      int32
-	Workers          int
-	RequestTimeout   time.Duration
-	PingTimeout      time.Duration
-	PingInterval     time.Duration
-	ResyncPeriod     time.Duration
-	CapacityInterval time.Duration
-	GCInterval       time.Duration
-	LeaseDuration    time.Duration
-	RetryBaseDelay   time.Duration
-	RetryMaxDelay    time.Duration
-	QPS              float32
-	Burst            int
-}
-
 // masterShared are master-side informers every virtual node of a Manager shares.
 type masterShared struct {
 	client     kubernetes.Interface
@@ -108,7 +89,7 @@ type remoteSide struct {
 // and its Lease. A Manager creates, runs and stops them; Manager.Node gives
 // access to a running one.
 type VirtualNode struct {
-	cfg      nodeSettings
+	cfg      ManagerConfig
 	name     string
 	masterID string
 	ns       NamespaceMapping
@@ -152,7 +133,7 @@ type VirtualNode struct {
 	err   error
 }
 
-func newVirtualNode(spec NodeSpec, cfg nodeSettings, shared masterShared, remoteClient kubernetes.Interface, logger *slog.Logger, metrics *nodeMetrics) *VirtualNode {
+func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remoteClient kubernetes.Interface, logger *slog.Logger, metrics *nodeMetrics) *VirtualNode {
 	v := &VirtualNode{
 		cfg:         cfg,
 		name:        spec.Name,
@@ -319,6 +300,9 @@ func (v *VirtualNode) run(ctx context.Context) (retErr error) {
 		return fmt.Errorf("node %s: wait for caches", v.name)
 	}
 	v.log.Info("caches in sync; starting workers", "workers", v.cfg.Workers)
+	// The remote nodes are known now: the Node gets its allocatable and
+	// readiness at once rather than at the next ping.
+	v.triggerNode()
 	v.resyncAll()
 	for i := 0; i < v.cfg.Workers; i++ {
 		wg.Add(1)
@@ -374,6 +358,12 @@ func (v *VirtualNode) resyncAll() {
 			}
 		}
 	}
+	v.enqueueRemoteDependencies()
+}
+
+// enqueueRemoteDependencies enqueues every ConfigMap and Secret copy: their
+// sync updates them from the master or deletes those no pod uses.
+func (v *VirtualNode) enqueueRemoteDependencies() {
 	for _, obj := range v.remote.configMaps.Informer().GetStore().List() {
 		if cm, ok := obj.(*corev1.ConfigMap); ok {
 			if ns, ok := v.ns.Master(cm.Namespace); ok {

@@ -71,7 +71,7 @@ func startNode(t *testing.T, masterObjs, remoteObjs []runtime.Object, hooks func
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := nodeSettings{
+	cfg := ManagerConfig{
 		MasterID: testMaster, NodeIP: "192.0.2.1", KubeletPort: 10250, Workers: 2,
 		RequestTimeout: 5 * time.Second, PingTimeout: time.Second, PingInterval: 50 * time.Millisecond,
 		ResyncPeriod: time.Second, CapacityInterval: time.Second, GCInterval: 100 * time.Millisecond,

@@ -210,7 +210,7 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	}
 	stopHTTP, err := serveHTTP(o.httpAddr, mux, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("--http-addr: %w", err)
 	}
 	defer stopHTTP()
 
@@ -301,7 +301,7 @@ func (g gitRunner) Ready() <-chan struct{}        { return g.s.Ready() }
 func serveHTTP(addr string, mux http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--http-addr: %w", err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("serving http", "addr", ln.Addr().String())

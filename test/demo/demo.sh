@@ -11,7 +11,7 @@ start=$(date +%s)
 echo "==> building atoll and the test bed's binaries (cached after the first time)"
 $GO build -o bin/atoll ./cmd/atoll
 $GO build -o bin/atoll-env ./test/env
-bin/atoll-env build >/dev/null
+bin/atoll-env build --gitea=false   # the demo needs no Gitea
 
 watch_pid=""
 cleanup() {

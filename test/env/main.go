@@ -17,7 +17,7 @@ import (
 	"github.com/atoll-dev/atoll/test/testenv"
 )
 
-const usage = `usage: env build
+const usage = `usage: env build [--gitea=false]
        env up --dir DIR [--remotes N] [--nodes-per-remote K] [--node-cpu C] [--node-memory M] [--node-pods P]
        env status --dir DIR
        env down --dir DIR
@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.Node.CPU, "node-cpu", "32", "cpu capacity of each kwok node")
 	fs.StringVar(&opts.Node.Memory, "node-memory", "256Gi", "memory capacity of each kwok node")
 	fs.IntVar(&opts.Node.Pods, "node-pods", 110, "pod capacity of each kwok node")
+	gitea := fs.Bool("gitea", true, "build: also build Gitea (only the commit-status tests need it)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "build":
-		if _, err := testenv.Build(ctx, os.Stdout); err != nil {
+		if _, err := testenv.Build(ctx, os.Stdout); err != nil || !*gitea {
 			return err
 		}
 		_, err := testenv.BuildGitea(ctx, os.Stdout)

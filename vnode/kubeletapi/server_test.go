@@ -3,7 +3,9 @@ package kubeletapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -108,5 +110,38 @@ func TestRequestAttributes(t *testing.T) {
 				t.Errorf("podPath = %q, %q, %v; want %q, %q, %v", ns, pod, ok, tt.wantNS, tt.wantPod, tt.wantPodPath)
 			}
 		})
+	}
+}
+
+func TestRunServesGeneratedCertificateForNodeIP(t *testing.T) {
+	s, err := New(Config{Addr: "127.0.0.1:0", Locator: noPods{}, Master: fake.NewClientset(), NodeIP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}()
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("Run() ended early: %v", err)
+	}
+	conn, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test inspects the certificate itself
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cert := conn.ConnectionState().PeerCertificates[0]
+	if len(cert.IPAddresses) != 1 || !cert.IPAddresses[0].Equal(net.ParseIP("127.0.0.1")) {
+		t.Errorf("serving certificate IPs = %v, want [127.0.0.1]", cert.IPAddresses)
+	}
+	if err := cert.VerifyHostname("127.0.0.1"); err != nil {
+		t.Errorf("certificate does not verify for the node IP: %v", err)
 	}
 }

@@ -46,47 +46,29 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(testenv.Main(m, testenv.Options{Remotes: 1, NodesPerRemote: 1}, setup))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	startCtx, startCancel := context.WithTimeout(ctx, 20*time.Minute)
-	defer startCancel()
+// setup runs a virtual node for the remote with its kubelet API in this
+// process, and a pod on it.
+func setup(ctx context.Context, e *testenv.Env) (func(), error) {
+	env = e
 	var err error
-	env, err = testenv.Start(startCtx, testenv.Options{Remotes: 1, NodesPerRemote: 1, Log: os.Stderr})
-	if err != nil {
-		log.Printf("start test bed: %v", err)
-		return 1
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := env.Stop(stopCtx); err != nil {
-			log.Printf("stop test bed: %v", err)
-		}
-	}()
 	if master, err = env.Master.Clientset(); err != nil {
-		log.Print(err)
-		return 1
+		return nil, err
 	}
 	port, err := testenv.FreePort()
 	if err != nil {
-		log.Print(err)
-		return 1
+		return nil, err
 	}
 	kubeletAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
 	mgr, err := vnode.NewManager(vnode.ManagerConfig{Master: env.Master.Config, NodeIP: "127.0.0.1", KubeletPort: int32(port), Logger: logger})
 	if err != nil {
-		log.Print(err)
-		return 1
+		return nil, err
 	}
 	if err := mgr.Add(vnode.NodeSpec{Name: nodeName, Remote: env.Remotes[0].Config}); err != nil {
-		log.Print(err)
-		return 1
+		return nil, err
 	}
 	// The master apiserver verifies kubelet serving certificates against its
 	// CA, and presents a client certificate signed by it.
@@ -101,30 +83,28 @@ func run(m *testing.M) int {
 		Logger:       logger,
 	})
 	if err != nil {
-		log.Print(err)
-		return 1
+		return nil, err
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
-	go func() { _ = mgr.Run(ctx); done <- struct{}{} }()
+	go func() { _ = mgr.Run(runCtx); done <- struct{}{} }()
 	go func() {
-		if err := srv.Run(ctx); err != nil {
+		if err := srv.Run(runCtx); err != nil {
 			log.Printf("kubelet api: %v", err)
 		}
 		done <- struct{}{}
 	}()
-	defer func() { cancel(); <-done; <-done }()
-
-	if err := startPod(startCtx); err != nil {
-		log.Print(err)
-		return 1
+	teardown := func() {
+		delCtx, delCancel := context.WithTimeout(context.Background(), time.Minute)
+		defer delCancel()
+		if err := deletePod(delCtx); err != nil {
+			log.Printf("clean up: %v", err)
+		}
+		cancel()
+		<-done
+		<-done
 	}
-	code := m.Run()
-	delCtx, delCancel := context.WithTimeout(context.Background(), time.Minute)
-	defer delCancel()
-	if err := deletePod(delCtx); err != nil {
-		log.Printf("clean up: %v", err)
-	}
-	return code
+	return teardown, startPod(ctx)
 }
 
 // startPod creates a pod in the master bound by the scheduler to the virtual

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/atoll-dev/atoll/reconcile"
+	"github.com/atoll-dev/atoll/test/testenv"
 )
 
 // kubeconfigSecrets creates remote-N-kubeconfig Secrets in ns.
@@ -27,7 +28,7 @@ func kubeconfigSecrets(t *testing.T, ns string) {
 		}
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-kubeconfig", Namespace: ns},
 			Data: map[string][]byte{reconcile.DefaultSecretKey: data}}
-		if _, err := master.CoreV1().Secrets(ns).Create(ctxT(t), s, metav1.CreateOptions{}); err != nil {
+		if _, err := master.CoreV1().Secrets(ns).Create(testenv.Context(t), s, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -46,7 +47,7 @@ func runArgs(t *testing.T, g *gitRepo, ns, identity, addr string, extra ...strin
 func waitOutcome(t *testing.T, ns, rev string, state reconcile.CommitState, timeout time.Duration) *reconcile.FleetStatus {
 	t.Helper()
 	var st *reconcile.FleetStatus
-	waitFor(t, timeout, "revision "+rev[:8]+" "+string(state), func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, timeout, "revision "+rev[:8]+" "+string(state), func(ctx context.Context) (bool, error) {
 		var err error
 		st, err = reconcile.ReadStatus(ctx, master, ns)
 		return err == nil && st.Revision == rev && st.State == state, err
@@ -66,18 +67,18 @@ func TestGit(t *testing.T) {
 	g := newGitRepo(t)
 	c1 := g.commit(map[string]string{"fleet/README.md": "fleet\n", "fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1")
 	startAtoll(t, "run-git", runArgs(t, g, ns, "git-a", freeAddr(t))...)
-	waitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
+	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
 	waitOutcome(t, ns, c1, reconcile.StateSuccess, 30*time.Second)
 
 	// Push adding a cluster: its node appears.
 	c2 := g.commit(map[string]string{"fleet/remote-2.yaml": secretCluster("remote-2")}, "add remote-2")
-	waitFor(t, time.Minute, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	testenv.WaitFor(t, time.Minute, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
 	if st := waitOutcome(t, ns, c2, reconcile.StateSuccess, 30*time.Second); !strings.Contains(st.Description, "2 nodes ready") {
 		t.Errorf("description = %q", st.Description)
 	}
 	app := namespace(t, "e2e-git-app")
 	deployment(t, app, "web", 2, "remote-2")
-	waitFor(t, time.Minute, "2 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "2 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		return err == nil && len(pods) == 2 && anyOn(pods, "remote-2"), err
 	})
@@ -86,8 +87,8 @@ func TestGit(t *testing.T) {
 	g.git("revert", "--no-edit", "HEAD")
 	g.push()
 	c3 := g.git("rev-parse", "HEAD")
-	waitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
-	waitFor(t, time.Minute, "2 pods Running on remote-1", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
+	testenv.WaitFor(t, time.Minute, "2 pods Running on remote-1", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		return err == nil && len(pods) == 2 && allOn(pods, "remote-1"), err
 	})
@@ -97,7 +98,7 @@ func TestGit(t *testing.T) {
 	g.git("revert", "--no-edit", "HEAD")
 	g.push()
 	c4 := g.git("rev-parse", "HEAD")
-	waitFor(t, time.Minute, "remote-2 Ready again", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	testenv.WaitFor(t, time.Minute, "remote-2 Ready again", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
 	waitOutcome(t, ns, c4, reconcile.StateSuccess, 30*time.Second)
 
 	// A commit removing every cluster is refused by the breaker.
@@ -106,20 +107,20 @@ func TestGit(t *testing.T) {
 	if !strings.Contains(st.Description, "breaker") || !strings.Contains(st.Description, reconcile.AllowRemovalTrailer) {
 		t.Errorf("refusal = %q", st.Description)
 	}
-	if nodes, err := atollNodes(ctxT(t)); err != nil || len(nodes) != 2 {
+	if nodes, err := atollNodes(testenv.Context(t)); err != nil || len(nodes) != 2 {
 		t.Errorf("nodes after a refused revision = %v (%v), want both", nodes, err)
 	}
 
 	// With the trailer it applies.
 	c6 := g.commit(nil, "remove every cluster\n\nAtoll-Allow-Removal: 2")
-	waitFor(t, 3*time.Minute, "every node gone", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 3*time.Minute, "every node gone", func(ctx context.Context) (bool, error) {
 		nodes, err := atollNodes(ctx)
 		return err == nil && len(nodes) == 0, err
 	})
 	waitOutcome(t, ns, c6, reconcile.StateSuccess, 30*time.Second)
 
 	// Every outcome is also an Event.
-	evs, err := master.CoreV1().Events(ns).List(ctxT(t), metav1.ListOptions{})
+	evs, err := master.CoreV1().Events(ns).List(testenv.Context(t), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,43 +163,43 @@ func TestLeaderElection(t *testing.T) {
 		return *l.Spec.HolderIdentity, nil
 	}
 	var leader string
-	waitFor(t, time.Minute, "a leader", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "a leader", func(ctx context.Context) (bool, error) {
 		h, err := holder(ctx)
 		leader = h
 		return h == "a" || h == "b", err
 	})
 	other := map[string]string{"a": "b", "b": "a"}[leader]
-	waitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
+	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
 	if out := replicas[other].output(); strings.Contains(out, "virtual node added") || !strings.Contains(out, "standing by") {
 		t.Errorf("replica %s (not leader) ran nodes or did not stand by:\n%s", other, out)
 	}
-	waitFor(t, 30*time.Second, "/readyz of both", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 30*time.Second, "/readyz of both", func(ctx context.Context) (bool, error) {
 		l, err := httpGet(ctx, "http://"+addrs[leader]+"/readyz")
 		s, err2 := httpGet(ctx, "http://"+addrs[other]+"/readyz")
 		return strings.Contains(l, "leader") && strings.Contains(s, "standby"), errors.Join(err, err2)
 	})
-	if m, err := httpGet(ctxT(t), "http://"+addrs[leader]+"/metrics"); err != nil || !strings.Contains(m, "atoll_reconcile_passes_total") || !strings.Contains(m, "atoll_reconcile_nodes") {
+	if m, err := httpGet(testenv.Context(t), "http://"+addrs[leader]+"/metrics"); err != nil || !strings.Contains(m, "atoll_reconcile_passes_total") || !strings.Contains(m, "atoll_reconcile_nodes") {
 		t.Errorf("leader /metrics lacks the reconciler's metrics (%v)", err)
 	}
-	if h, err := httpGet(ctxT(t), "http://"+addrs[other]+"/healthz"); err != nil || !strings.Contains(h, "ok") {
+	if h, err := httpGet(testenv.Context(t), "http://"+addrs[other]+"/healthz"); err != nil || !strings.Contains(h, "ok") {
 		t.Errorf("standby /healthz = %q, %v", h, err)
 	}
 
 	// Kill the leader: the other takes over and runs the nodes.
 	replicas[leader].kill()
-	waitFor(t, time.Minute, "replica "+other+" to lead", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "replica "+other+" to lead", func(ctx context.Context) (bool, error) {
 		h, err := holder(ctx)
 		return h == other, err
 	})
 	rev := g.commit(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1", "after-failover")}, "taint remote-1")
 	// The push webhook makes the new leader fetch at once.
-	if code, err := postWebhook(ctxT(t), "http://"+addrs[other]+"/hooks/git", "wrong"); err != nil || code != http.StatusUnauthorized {
+	if code, err := postWebhook(testenv.Context(t), "http://"+addrs[other]+"/hooks/git", "wrong"); err != nil || code != http.StatusUnauthorized {
 		t.Errorf("webhook with a wrong token = %d, %v; want 401", code, err)
 	}
-	if code, err := postWebhook(ctxT(t), "http://"+addrs[other]+"/hooks/git", "s3cret"); err != nil || code != http.StatusAccepted {
+	if code, err := postWebhook(testenv.Context(t), "http://"+addrs[other]+"/hooks/git", "s3cret"); err != nil || code != http.StatusAccepted {
 		t.Fatalf("webhook = %d, %v; want 202", code, err)
 	}
-	waitFor(t, time.Minute, "the new leader to apply a taint", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "the new leader to apply a taint", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, "remote-1", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -211,7 +212,7 @@ func TestLeaderElection(t *testing.T) {
 		return false, nil
 	})
 	waitOutcome(t, ns, rev, reconcile.StateSuccess, time.Minute)
-	if nodes, err := atollNodes(ctxT(t)); err != nil || len(nodes) != 1 {
+	if nodes, err := atollNodes(testenv.Context(t)); err != nil || len(nodes) != 1 {
 		t.Errorf("nodes = %v (%v), want only remote-1", nodes, err)
 	}
 }

@@ -106,7 +106,7 @@ func namespace(t *testing.T, prefix string) string {
 	if len(name) > 63 {
 		name = strings.Trim(name[len(name)-63:], "-")
 	}
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	if _, err := master.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,30 +139,6 @@ func cleanNodes(t *testing.T) {
 			return err == nil && len(l.Items) == 0, nil
 		})
 	})
-}
-
-// waitFor polls cond every 200ms until it is true or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		ok, err := cond(cctx)
-		if err != nil {
-			last = err
-		}
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
-	}
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func nodeReady(ctx context.Context, name string) (bool, error) {
@@ -238,7 +214,7 @@ func writeFile(t *testing.T, path, content string) {
 // can take pods.
 func deployment(t *testing.T, ns, name string, replicas int32, prefer string) {
 	t.Helper()
-	waitFor(t, time.Minute, prefer+" schedulable with allocatable pods", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, prefer+" schedulable with allocatable pods", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, prefer, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -251,7 +227,7 @@ func deployment(t *testing.T, ns, name string, replicas int32, prefer string) {
 		}
 		return ready && !n.Spec.Unschedulable && n.Status.Allocatable.Pods().Value() > 0, nil
 	})
-	waitFor(t, time.Minute, "default service account in "+ns, func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "default service account in "+ns, func(ctx context.Context) (bool, error) {
 		_, err := master.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
@@ -277,7 +253,7 @@ func deployment(t *testing.T, ns, name string, replicas int32, prefer string) {
 			},
 		},
 	}
-	if _, err := master.AppsV1().Deployments(ns).Create(ctxT(t), d, metav1.CreateOptions{}); err != nil {
+	if _, err := master.AppsV1().Deployments(ns).Create(testenv.Context(t), d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,12 +5,8 @@ package reconcile_test
 
 import (
 	"context"
-	"log"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -26,38 +22,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	var err error
-	env, err = testenv.Start(ctx, testenv.Options{Remotes: 2, NodesPerRemote: 2, Log: os.Stderr})
-	if err != nil {
-		log.Printf("start test bed: %v", err)
-		return 1
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := env.Stop(stopCtx); err != nil {
-			log.Printf("stop test bed: %v", err)
+	os.Exit(testenv.Main(m, testenv.Options{Remotes: 2, NodesPerRemote: 2}, func(ctx context.Context, e *testenv.Env) (func(), error) {
+		env = e
+		var err error
+		if master, err = env.Master.Clientset(); err != nil {
+			return nil, err
 		}
-	}()
-	if master, err = env.Master.Clientset(); err != nil {
-		log.Print(err)
-		return 1
-	}
-	for _, r := range env.Remotes {
-		remoteKubeconfig[r.Name] = r.Kubeconfig
-	}
-	atollBin = filepath.Join(env.Dir, "atoll")
-	build := exec.CommandContext(ctx, "go", "build", "-o", atollBin, "github.com/atoll-dev/atoll/cmd/atoll")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		log.Printf("build atoll: %v", err)
-		return 1
-	}
-	return m.Run()
+		for _, r := range env.Remotes {
+			remoteKubeconfig[r.Name] = r.Kubeconfig
+		}
+		atollBin, err = testenv.BuildAtoll(ctx, env.Dir)
+		return nil, err
+	}))
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/atoll-dev/atoll/test/testenv"
 )
 
 // TestRestartConverges: atoll killed in the middle of applying a revision
@@ -23,44 +25,44 @@ func TestRestartConverges(t *testing.T) {
 		"--node-ip", "127.0.0.1", "--drain-timeout", "2m", "--log-level", "info")
 
 	// Killed as soon as the first node exists.
-	waitFor(t, time.Minute, "a first node", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "a first node", func(ctx context.Context) (bool, error) {
 		nodes, err := atollNodes(ctx)
 		return len(nodes) > 0, err
 	})
 	p.kill()
 	p.start()
-	waitFor(t, time.Minute, "both nodes Ready", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "both nodes Ready", func(ctx context.Context) (bool, error) {
 		a, err := nodeReady(ctx, "remote-1")
 		b, _ := nodeReady(ctx, "remote-2")
 		return a && b, err
 	})
-	if nodes, err := atollNodes(ctxT(t)); err != nil || !slices.Equal(nodes, []string{"remote-1", "remote-2"}) {
+	if nodes, err := atollNodes(testenv.Context(t)); err != nil || !slices.Equal(nodes, []string{"remote-1", "remote-2"}) {
 		t.Errorf("nodes = %v (%v), want exactly remote-1 and remote-2", nodes, err)
 	}
 
 	// Killed while draining remote-2.
 	app := namespace(t, "e2e-restart-app")
 	deployment(t, app, "web", 2, "remote-2")
-	waitFor(t, time.Minute, "2 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "2 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		return err == nil && len(pods) == 2 && anyOn(pods, "remote-2"), err
 	})
 	deleteFile(t, filepath.Join(dir, "remote-2.yaml"))
-	waitFor(t, time.Minute, "remote-2 cordoned", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "remote-2 cordoned", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, "remote-2", metav1.GetOptions{})
 		return err == nil && n.Spec.Unschedulable, err
 	})
 	p.kill()
 	p.start()
-	waitFor(t, time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
-	if nodes, err := atollNodes(ctxT(t)); err != nil || !slices.Equal(nodes, []string{"remote-1"}) {
+	testenv.WaitFor(t, time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
+	if nodes, err := atollNodes(testenv.Context(t)); err != nil || !slices.Equal(nodes, []string{"remote-1"}) {
 		t.Errorf("nodes = %v (%v), want exactly remote-1", nodes, err)
 	}
-	waitFor(t, 3*time.Minute, "2 pods Running on remote-1", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 3*time.Minute, "2 pods Running on remote-1", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		return err == nil && len(pods) == 2 && allOn(pods, "remote-1"), err
 	})
-	if ok, _ := nodeReady(ctxT(t), "remote-1"); !ok {
+	if ok, _ := nodeReady(testenv.Context(t), "remote-1"); !ok {
 		t.Errorf("remote-1 not Ready at the end")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/atoll-dev/atoll/reconcile"
+	"github.com/atoll-dev/atoll/test/testenv"
 )
 
 // TestWatch: `atoll watch` on a directory — add a Cluster file, change a
@@ -29,7 +30,7 @@ func TestWatch(t *testing.T) {
 		"--node-ip", "127.0.0.1", "--drain-timeout", "2m", "--log-level", "info")
 	// Started: the first pass (an empty directory, refused as declaring
 	// no cluster) is stored.
-	waitFor(t, time.Minute, "atoll watch's first pass", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "atoll watch's first pass", func(ctx context.Context) (bool, error) {
 		st, err := reconcile.ReadStatus(ctx, master, ns)
 		return err == nil && st.Revision != "", err
 	})
@@ -37,17 +38,17 @@ func TestWatch(t *testing.T) {
 	// Add a Cluster file: the node is Ready within 5 s.
 	start := time.Now()
 	writeFile(t, filepath.Join(dir, "remote-1.yaml"), clusterYAML("remote-1", remoteKubeconfig["remote-1"]))
-	waitFor(t, 5*time.Second, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
+	testenv.WaitFor(t, 5*time.Second, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
 	t.Logf("remote-1 Ready %s after its file was written", time.Since(start).Round(10*time.Millisecond))
 	writeFile(t, filepath.Join(dir, "remote-2.yaml"), clusterYAML("remote-2", remoteKubeconfig["remote-2"]))
-	waitFor(t, 30*time.Second, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	testenv.WaitFor(t, 30*time.Second, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
 
 	// Pods, some on remote-2 (it is preferred; the scheduler's default
 	// spreading may still put some on remote-1).
 	app := namespace(t, "e2e-watch-app")
 	deployment(t, app, "web", 3, "remote-2")
 	var before map[string]string
-	waitFor(t, time.Minute, "3 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "3 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		before = pods
 		return err == nil && len(pods) == 3 && anyOn(pods, "remote-2"), err
@@ -59,7 +60,7 @@ func TestWatch(t *testing.T) {
 	}
 	// `atoll status` shows both clusters Ready and the pods delegated
 	// (refreshed on the reconciler's 30s resync).
-	waitFor(t, 90*time.Second, fmt.Sprintf("atoll status to show pods per cluster %v", perNode), func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("atoll status to show pods per cluster %v", perNode), func(ctx context.Context) (bool, error) {
 		out, err := exec.CommandContext(ctx, atollBin, "status", "-o", "json", "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns).Output()
 		if err != nil {
 			return false, err
@@ -90,7 +91,7 @@ func TestWatch(t *testing.T) {
 
 	// Change a taint: the node is updated, the pods are untouched.
 	writeFile(t, filepath.Join(dir, "remote-2.yaml"), clusterYAML("remote-2", remoteKubeconfig["remote-2"], "dedicated"))
-	waitFor(t, 30*time.Second, "taint on remote-2", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 30*time.Second, "taint on remote-2", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, "remote-2", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -102,10 +103,10 @@ func TestWatch(t *testing.T) {
 		}
 		return false, nil
 	})
-	if ok, _ := nodeReady(ctxT(t), "remote-2"); !ok {
+	if ok, _ := nodeReady(testenv.Context(t), "remote-2"); !ok {
 		t.Errorf("remote-2 not Ready after the taint change")
 	}
-	after, err := runningPods(ctxT(t), app, "web")
+	after, err := runningPods(testenv.Context(t), app, "web")
 	if err != nil || !maps.Equal(before, after) {
 		t.Errorf("pods changed with the taint: before %v, after %v (%v)", before, after, err)
 	}
@@ -116,7 +117,7 @@ func TestWatch(t *testing.T) {
 	badLine := strings.Count(bad, "\n")
 	want := regexp.MustCompile(`remote-2\.yaml:` + fmt.Sprint(badLine) + `\b`)
 	var st *reconcile.FleetStatus
-	waitFor(t, 30*time.Second, "the error to be reported", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 30*time.Second, "the error to be reported", func(ctx context.Context) (bool, error) {
 		var err error
 		st, err = reconcile.ReadStatus(ctx, master, ns)
 		return err == nil && st.State == reconcile.StateFailure && want.MatchString(st.Error), err
@@ -124,7 +125,7 @@ func TestWatch(t *testing.T) {
 	if !want.MatchString(p.output()) {
 		t.Errorf("atoll watch did not print the error with file and line %s", want)
 	}
-	n, err := master.CoreV1().Nodes().Get(ctxT(t), "remote-2", metav1.GetOptions{})
+	n, err := master.CoreV1().Nodes().Get(testenv.Context(t), "remote-2", metav1.GetOptions{})
 	if err != nil || len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != "dedicated" {
 		t.Errorf("remote-2 changed after an invalid revision: %v %v", n.Spec.Taints, err)
 	}
@@ -148,8 +149,8 @@ func TestWatch(t *testing.T) {
 		cordoned <- seen
 	}()
 	deleteFile(t, filepath.Join(dir, "remote-2.yaml"))
-	waitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
-	waitFor(t, 2*time.Minute, "3 pods Running on remote-1", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
+	testenv.WaitFor(t, 2*time.Minute, "3 pods Running on remote-1", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		return err == nil && len(pods) == 3 && allOn(pods, "remote-1"), err
 	})
@@ -160,7 +161,7 @@ func TestWatch(t *testing.T) {
 	if !strings.Contains(p.output(), "draining remote-2") {
 		t.Errorf("atoll watch showed no drain progress")
 	}
-	if ok, _ := nodeReady(ctxT(t), "remote-1"); !ok {
+	if ok, _ := nodeReady(testenv.Context(t), "remote-1"); !ok {
 		t.Errorf("remote-1 not Ready at the end")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"log"
 	"net/http"
 	"os"
 	"testing"
@@ -28,20 +27,10 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	var err error
-	env, err = testenv.Start(ctx, testenv.Options{Remotes: 2, NodesPerRemote: 2, Log: os.Stderr})
-	cancel()
-	if err != nil {
-		log.Fatalf("start test bed: %v", err)
-	}
-	code := m.Run()
-	stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	if err := env.Stop(stopCtx); err != nil {
-		log.Printf("stop test bed: %v", err)
-	}
-	cancel()
-	os.Exit(code)
+	os.Exit(testenv.Main(m, testenv.Options{Remotes: 2, NodesPerRemote: 2}, func(_ context.Context, e *testenv.Env) (func(), error) {
+		env = e
+		return nil, nil
+	}))
 }
 
 func TestRemotesRunPodsOnKwokNodes(t *testing.T) {

@@ -6,7 +6,6 @@ package vnode_test
 import (
 	"context"
 	"fmt"
-	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,80 +34,56 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(testenv.Main(m, testenv.Options{Remotes: 2, NodesPerRemote: 3}, setup))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
+// setup starts one `atoll node` process per remote and waits until their
+// virtual nodes are Ready.
+func setup(ctx context.Context, e *testenv.Env) (func(), error) {
+	env = e
 	var err error
-	env, err = testenv.Start(ctx, testenv.Options{Remotes: 2, NodesPerRemote: 3, Log: os.Stderr})
-	if err != nil {
-		log.Printf("start test bed: %v", err)
-		return 1
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := env.Stop(stopCtx); err != nil {
-			log.Printf("stop test bed: %v", err)
-		}
-	}()
 	if master, err = env.Master.Clientset(); err != nil {
-		log.Print(err)
-		return 1
+		return nil, err
 	}
 	for _, r := range env.Remotes {
 		cs, err := r.Clientset()
 		if err != nil {
-			log.Print(err)
-			return 1
+			return nil, err
 		}
 		remotes[r.Name] = cs
 	}
 	if masterID, err = vnode.MasterIdentity(ctx, master); err != nil {
-		log.Print(err)
-		return 1
+		return nil, err
 	}
-	atollBin = filepath.Join(env.Dir, "atoll")
-	build := exec.CommandContext(ctx, "go", "build", "-o", atollBin, "github.com/atoll-dev/atoll/cmd/atoll")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		log.Printf("build atoll: %v", err)
-		return 1
+	if atollBin, err = testenv.BuildAtoll(ctx, env.Dir); err != nil {
+		return nil, err
+	}
+	teardown := func() {
+		for _, p := range nodes {
+			p.kill()
+		}
 	}
 	for _, r := range env.Remotes {
 		port, err := testenv.FreePort()
 		if err != nil {
-			log.Print(err)
-			return 1
+			return teardown, err
 		}
 		kubeletPort, err := testenv.FreePort()
 		if err != nil {
-			log.Print(err)
-			return 1
+			return teardown, err
 		}
 		p := &nodeProcess{name: r.Name, remoteKubeconfig: r.Kubeconfig, metricsAddr: fmt.Sprintf("127.0.0.1:%d", port), kubeletPort: kubeletPort}
 		if err := p.start(); err != nil {
-			log.Print(err)
-			return 1
+			return teardown, err
 		}
-		defer p.kill()
 		nodes[r.Name] = p
 	}
 	for name := range nodes {
 		if err := waitNodeReady(ctx, name, 2*time.Minute); err != nil {
-			log.Printf("virtual node %s: %v (log: %s)", name, err, nodes[name].logPath())
-			return 1
+			return teardown, fmt.Errorf("virtual node %s: %w (log: %s)", name, err, nodes[name].logPath())
 		}
 	}
-	code := m.Run()
-	if code != 0 {
-		for _, p := range nodes {
-			log.Printf("virtual node %s log: %s", p.name, p.logPath())
-		}
-	}
-	return code
+	return teardown, nil
 }
 
 // nodeProcess is one `atoll node` process.

@@ -13,13 +13,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/atoll-dev/atoll/test/testenv"
 	"github.com/atoll-dev/atoll/vnode"
 )
 
 // TestManagerLiveUpdateAndRemove runs a Manager in the test process with one
 // extra node on remote-2 and changes it live.
 func TestManagerLiveUpdateAndRemove(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	m, err := vnode.NewManager(vnode.ManagerConfig{Master: env.Master.Config, NodeIP: "127.0.0.1",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -47,7 +48,7 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 		_ = m.Remove(context.Background(), name)
 		_ = master.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
-	waitFor(t, time.Minute, "node Ready with declared labels, taints, capped capacity", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "node Ready with declared labels, taints, capped capacity", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -68,7 +69,7 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 	if err := m.Update(spec); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "live update applied", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "live update applied", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -89,7 +90,7 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 	if err := master.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "node recreated with its spec", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "node recreated with its spec", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
+	"github.com/atoll-dev/atoll/test/testenv"
 	"github.com/atoll-dev/atoll/vnode"
 )
 
@@ -28,7 +29,7 @@ import (
 // honestly, and tests that need both nodes whole wait for it.)
 func waitFullCapacity(t *testing.T) {
 	t.Helper()
-	waitFor(t, 2*time.Minute, "both virtual nodes Ready with allocatable cpu 96", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "both virtual nodes Ready with allocatable cpu 96", func(ctx context.Context) (bool, error) {
 		for name := range nodes {
 			n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
@@ -43,7 +44,7 @@ func waitFullCapacity(t *testing.T) {
 }
 
 func TestVirtualNodesRegistered(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	// Allocatable is the sum over the remote's kwok nodes, nothing else runs there.
 	waitFullCapacity(t)
 	for name := range nodes {
@@ -68,13 +69,13 @@ func TestVirtualNodesRegistered(t *testing.T) {
 
 // TestMetrics scrapes the node process's /metrics.
 func TestMetrics(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	node := env.Remotes[0].Name
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "measured", node), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "measured")
 		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
@@ -84,7 +85,7 @@ func TestMetrics(t *testing.T) {
 		`atoll_vnode_status_sync_seconds_count{node="` + node + `"}`,
 		`atoll_vnode_status_sync_seconds_bucket{node="` + node + `",le="0.25"}`,
 	}
-	waitFor(t, time.Minute, "metrics", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "metrics", func(ctx context.Context) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nodes[node].metricsAddr+"/metrics", nil)
 		if err != nil {
 			return false, err
@@ -113,7 +114,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestDeploymentRunsSpreadOverVirtualNodes(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
@@ -132,7 +133,7 @@ func TestDeploymentRunsSpreadOverVirtualNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pods []corev1.Pod
-	waitFor(t, 3*time.Minute, "20 Running pods", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 3*time.Minute, "20 Running pods", func(ctx context.Context) (bool, error) {
 		list, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
@@ -160,7 +161,7 @@ func TestDeploymentRunsSpreadOverVirtualNodes(t *testing.T) {
 	// is not asserted True: the remote's node lifecycle controller may mark
 	// kwok pods not ready when kwok's node heartbeats lapse; that is the
 	// remote's truth and must show in the master too.)
-	waitFor(t, time.Minute, "master statuses mirror remote statuses", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "master statuses mirror remote statuses", func(ctx context.Context) (bool, error) {
 		list, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
@@ -185,7 +186,7 @@ func TestDeploymentRunsSpreadOverVirtualNodes(t *testing.T) {
 }
 
 func TestJobCompletes(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "batch", Namespace: ns},
@@ -200,7 +201,7 @@ func TestJobCompletes(t *testing.T) {
 	if _, err := master.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Minute, "Job Complete", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 3*time.Minute, "Job Complete", func(ctx context.Context) (bool, error) {
 		j, err := master.BatchV1().Jobs(ns).Get(ctx, "batch", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -215,7 +216,7 @@ func TestJobCompletes(t *testing.T) {
 }
 
 func TestFailingCommandFails(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	p := simplePod(ns, "fails", "")
 	p.Spec.RestartPolicy = corev1.RestartPolicyNever
@@ -223,7 +224,7 @@ func TestFailingCommandFails(t *testing.T) {
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "pod Failed", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "pod Failed", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "fails")
 		if err != nil {
 			return false, err
@@ -241,7 +242,7 @@ func TestFailingCommandFails(t *testing.T) {
 }
 
 func TestDependenciesCopiedSyncedCollected(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	node := env.Remotes[0].Name
 	rc := remotes[node]
@@ -262,7 +263,7 @@ func TestDependenciesCopiedSyncedCollected(t *testing.T) {
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "web")
 		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
@@ -297,14 +298,14 @@ func TestDependenciesCopiedSyncedCollected(t *testing.T) {
 	if _, err := master.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 90*time.Second, "ConfigMap edit reaches the copy", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 90*time.Second, "ConfigMap edit reaches the copy", func(ctx context.Context) (bool, error) {
 		rcm, err := rc.CoreV1().ConfigMaps(ns).Get(ctx, "web-config", metav1.GetOptions{})
 		return err == nil && rcm.Data["mode"] == "v2", err
 	})
 	if err := master.CoreV1().Pods(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 90*time.Second, "copies collected", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 90*time.Second, "copies collected", func(ctx context.Context) (bool, error) {
 		_, err1 := rc.CoreV1().ConfigMaps(ns).Get(ctx, "web-config", metav1.GetOptions{})
 		_, err2 := rc.CoreV1().Secrets(ns).Get(ctx, "web-secret", metav1.GetOptions{})
 		return apierrors.IsNotFound(err1) && apierrors.IsNotFound(err2), nil
@@ -312,7 +313,7 @@ func TestDependenciesCopiedSyncedCollected(t *testing.T) {
 }
 
 func TestMissingConfigMapLeavesPodPending(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	p := simplePod(ns, "needs-config", env.Remotes[0].Name)
 	p.Spec.Volumes = []corev1.Volume{
@@ -322,7 +323,7 @@ func TestMissingConfigMapLeavesPodPending(t *testing.T) {
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "DependenciesReady=False and an Event", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "DependenciesReady=False and an Event", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "needs-config")
 		if err != nil {
 			return false, err
@@ -341,27 +342,27 @@ func TestMissingConfigMapLeavesPodPending(t *testing.T) {
 	if _, err := master.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "pod Running once the ConfigMap exists (optional Secret skipped)", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "pod Running once the ConfigMap exists (optional Secret skipped)", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "needs-config")
 		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
 }
 
 func TestMasterDeleteRemovesRemote(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	node := env.Remotes[1].Name
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "short", node), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "short")
 		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
 	if err := master.CoreV1().Pods(ns).Delete(ctx, "short", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "remote and master pod gone", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "remote and master pod gone", func(ctx context.Context) (bool, error) {
 		_, errR := remotes[node].CoreV1().Pods(ns).Get(ctx, "short", metav1.GetOptions{})
 		_, errM := getPod(ctx, ns, "short")
 		return apierrors.IsNotFound(errR) && apierrors.IsNotFound(errM), nil
@@ -369,7 +370,7 @@ func TestMasterDeleteRemovesRemote(t *testing.T) {
 }
 
 func TestRemoteDeleteFailsAndReplaces(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "solo", Namespace: ns},
@@ -386,7 +387,7 @@ func TestRemoteDeleteFailsAndReplaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	var first corev1.Pod
-	waitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
 		list, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=solo"})
 		if err != nil || len(list.Items) != 1 {
 			return false, err
@@ -397,11 +398,11 @@ func TestRemoteDeleteFailsAndReplaces(t *testing.T) {
 	if err := remotes[first.Spec.NodeName].CoreV1().Pods(ns).Delete(ctx, first.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "master pod Failed RemoteDeleted", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "master pod Failed RemoteDeleted", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, first.Name)
 		return err == nil && p.Status.Phase == corev1.PodFailed && p.Status.Reason == vnode.ReasonRemoteDeleted, err
 	})
-	waitFor(t, 2*time.Minute, "replacement Running", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "replacement Running", func(ctx context.Context) (bool, error) {
 		list, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=solo"})
 		if err != nil {
 			return false, err
@@ -416,14 +417,14 @@ func TestRemoteDeleteFailsAndReplaces(t *testing.T) {
 }
 
 func TestNameConflictLeavesForeignPodUntouched(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	node := env.Remotes[0].Name
 	rc := remotes[node]
 	if _, err := rc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "remote default service account", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "remote default service account", func(ctx context.Context) (bool, error) {
 		_, err := rc.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
@@ -436,7 +437,7 @@ func TestNameConflictLeavesForeignPodUntouched(t *testing.T) {
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "clash", node), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "NameConflict condition", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "NameConflict condition", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "clash")
 		if err != nil {
 			return false, err
@@ -454,7 +455,7 @@ func TestNameConflictLeavesForeignPodUntouched(t *testing.T) {
 }
 
 func TestRemoteSchedulingFailureShown(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	p := simplePod(ns, "too-big", "")
 	// More than any one kwok node (32), less than the virtual node (96).
@@ -462,7 +463,7 @@ func TestRemoteSchedulingFailureShown(t *testing.T) {
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "RemoteScheduled=False with the remote scheduler's reason", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "RemoteScheduled=False with the remote scheduler's reason", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "too-big")
 		if err != nil {
 			return false, err
@@ -476,14 +477,14 @@ func TestRemoteSchedulingFailureShown(t *testing.T) {
 		}
 		return true, nil
 	})
-	waitFor(t, time.Minute, "remote FailedScheduling Event re-emitted", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "remote FailedScheduling Event re-emitted", func(ctx context.Context) (bool, error) {
 		evs, err := master.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=too-big,reason=FailedScheduling"})
 		return err == nil && len(evs.Items) > 0, err
 	})
 }
 
 func TestRemoteUnreachable(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	cluster := env.Remotes[1]
 	node := cluster.Name
@@ -502,7 +503,7 @@ func TestRemoteUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var before, evictedRemote *corev1.Pod
-	waitFor(t, 2*time.Minute, "pods Running", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "pods Running", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "survivor")
 		if err != nil || p.Status.Phase != corev1.PodRunning {
 			return false, err
@@ -527,12 +528,12 @@ func TestRemoteUnreachable(t *testing.T) {
 			_ = cluster.StartAPIServer(context.Background())
 		}
 	})
-	waitFor(t, 40*time.Second, "node NotReady", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 40*time.Second, "node NotReady", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		return err == nil && !nodeReady(n), err
 	})
 	t.Logf("node NotReady %s after the remote apiserver began to stop", time.Since(stopped).Round(time.Second))
-	waitFor(t, 2*time.Minute, "the non-tolerating pod evicted from the master", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "the non-tolerating pod evicted from the master", func(ctx context.Context) (bool, error) {
 		_, err := getPod(ctx, ns, "evicted")
 		return apierrors.IsNotFound(err), err
 	})
@@ -553,7 +554,7 @@ func TestRemoteUnreachable(t *testing.T) {
 	if err != nil || p.DeletionTimestamp != nil {
 		t.Fatalf("master pod not intact: %v", err)
 	}
-	waitFor(t, 90*time.Second, "the evicted pod's remote copy collected", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 90*time.Second, "the evicted pod's remote copy collected", func(ctx context.Context) (bool, error) {
 		r, err := remotes[node].CoreV1().Pods(ns).Get(ctx, "evicted", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil
@@ -569,7 +570,7 @@ func TestRemoteUnreachable(t *testing.T) {
 // 100 pod creates and deletes, restarts it, and checks that there is no
 // duplicate and no orphan and that every status matches.
 func TestRestartDuringChurn(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	node := env.Remotes[0].Name
 	proc := nodes[node]
@@ -599,7 +600,7 @@ func TestRestartDuringChurn(t *testing.T) {
 	create(0, 40)
 	deleteEven(0, 20)
 	// Kill in mid-flight: some copies exist, others not yet.
-	waitFor(t, time.Minute, "first remote copies", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "first remote copies", func(ctx context.Context) (bool, error) {
 		l, err := rc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		return err == nil && len(l.Items) >= 5, err
 	})
@@ -620,7 +621,7 @@ func TestRestartDuringChurn(t *testing.T) {
 		}
 		remaining[fmt.Sprintf("churn-%03d", i)] = true
 	}
-	waitFor(t, 3*time.Minute, "master pods match remote pods, 0 orphans", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 3*time.Minute, "master pods match remote pods, 0 orphans", func(ctx context.Context) (bool, error) {
 		mlist, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -664,7 +665,7 @@ func TestRestartDuringChurn(t *testing.T) {
 // ResourceQuota there); the master pod says so, and the pod is created once
 // the quota allows it.
 func TestCreateRefusedByRemoteQuota(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testenv.Context(t)
 	ns := namespace(t)
 	node := env.Remotes[0].Name
 	rc := remotes[node]
@@ -678,14 +679,14 @@ func TestCreateRefusedByRemoteQuota(t *testing.T) {
 	if _, err := rc.CoreV1().ResourceQuotas(ns).Create(ctx, quota, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "quota in force", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "quota in force", func(ctx context.Context) (bool, error) {
 		q, err := rc.CoreV1().ResourceQuotas(ns).Get(ctx, "no-pods", metav1.GetOptions{})
 		return err == nil && q.Status.Hard != nil, err
 	})
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "refused", node), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "RemoteCreated=False with the remote's reason, and an Event", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, time.Minute, "RemoteCreated=False with the remote's reason, and an Event", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "refused")
 		if err != nil {
 			return false, err
@@ -700,7 +701,7 @@ func TestCreateRefusedByRemoteQuota(t *testing.T) {
 	if err := rc.CoreV1().ResourceQuotas(ns).Delete(ctx, "no-pods", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "pod Running after the quota is lifted", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 2*time.Minute, "pod Running after the quota is lifted", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "refused")
 		if err != nil {
 			return false, err

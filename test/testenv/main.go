@@ -1,0 +1,91 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// Main is the body of an end-to-end package's TestMain: it starts one bed
+// with opts (logging progress to stderr), calls setup, runs the tests, calls
+// the teardown setup returned, and stops the bed. It returns the exit code.
+//
+//	func TestMain(m *testing.M) {
+//		os.Exit(testenv.Main(m, testenv.Options{Remotes: 2}, setup))
+//	}
+func Main(m *testing.M, opts Options, setup func(ctx context.Context, env *Env) (teardown func(), err error)) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	env, err := Start(ctx, opts)
+	if err != nil {
+		log.Printf("start test bed: %v", err)
+		return 1
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := env.Stop(stopCtx); err != nil {
+			log.Printf("stop test bed: %v", err)
+		}
+	}()
+	if setup != nil {
+		teardown, err := setup(ctx, env)
+		if teardown != nil {
+			defer teardown()
+		}
+		if err != nil {
+			log.Printf("set up: %v", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// BuildAtoll builds the atoll command into dir and returns its path.
+func BuildAtoll(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "atoll")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/atoll-dev/atoll/cmd/atoll")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build atoll: %w", err)
+	}
+	return bin, nil
+}
+
+// WaitFor polls cond every 200ms, each call bounded to 10 s, until it is
+// true, and fails t when timeout passes first, naming what it waited for and
+// the last error cond returned.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		ok, err := cond(cctx)
+		if err != nil {
+			last = err
+		}
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
+	}
+}
+
+// Context returns a context for one test's API calls, cancelled when the test
+// ends and at most 5 minutes long.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
