@@ -7,9 +7,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
-	"github.com/atoll-dev/atoll/reconcile"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/atoll-dev/atoll/gitsource"
+	"github.com/atoll-dev/atoll/gitsource/commitstatus"
+	"github.com/atoll-dev/atoll/reconcile"
 )
 
 // Exit codes of `atoll plan`, like `terraform plan -detailed-exitcode`.
@@ -21,6 +27,7 @@ const (
 type planFlags struct {
 	repo, path, mode string
 	maxShare         float64
+	status           planStatusFlags
 }
 
 func newPlanCommand() *cobra.Command {
@@ -39,9 +46,18 @@ roots holding the fleet at --path. With --repo they are two revisions
 then HEAD's commit message is also checked against the mass-removal
 breaker (trailer Atoll-Allow-Removal: N).
 
+With --post-status (needs --repo) the outcome is also posted as a commit
+status with context atoll/plan on HEAD's commit — e.g. on a pull
+request's head: success with the summary ("+1 node cern-003 · taint
+changed on gke-001", or "no node changes"), failure with the error when
+the plan fails. The provider is chosen as for atoll run, from --repo-url
+or else the origin remote of --repo. A status that cannot be posted makes
+the exit code 2.
+
 Exit code: 0 no changes, 1 changes, 2 error.`,
 		Example: `  atoll plan --repo . --path overlays/prod origin/main HEAD
-  atoll plan --mode watch examples/fleet/overlays/dev examples/fleet/overlays/prod`,
+  atoll plan --mode watch examples/fleet/overlays/dev examples/fleet/overlays/prod
+  atoll plan --repo . --post-status --status-provider gitea origin/main HEAD`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return &exitError{code: planExitError, err: fmt.Errorf("plan needs BASE and HEAD, got %d arguments", len(args))}
@@ -49,21 +65,29 @@ Exit code: 0 no changes, 1 changes, 2 error.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPlan(cmd, fl, args[0], args[1])
+			if !fl.status.post {
+				_, err := runPlan(cmd, fl, args[0], args[1])
+				return err
+			}
+			return runPlanPostingStatus(cmd, fl, args[0], args[1])
 		},
 	}
 	cmd.Flags().StringVar(&fl.repo, "repo", "", "git repository: BASE and HEAD are revisions of it")
 	cmd.Flags().StringVar(&fl.path, "path", "", "fleet path inside the repository (default: the repository root with --repo; BASE and HEAD themselves without)")
 	cmd.Flags().StringVar(&fl.mode, "mode", "git", "source mode: git (credentials must be secretRef) or watch (path allowed)")
 	cmd.Flags().Float64Var(&fl.maxShare, "max-removal-share", reconcile.DefaultMaxRemovalShare, "breaker: share of live nodes a revision may remove without the trailer (--repo only)")
+	fl.status.addFlags(cmd.Flags())
 	return cmd
 }
 
-func runPlan(cmd *cobra.Command, fl planFlags, base, head string) error {
+// runPlan prints the plan of HEAD over BASE and returns it (nil when it
+// could not be computed) with the command's result: nil for no changes, an
+// *exitError with planExitChanges or planExitError otherwise.
+func runPlan(cmd *cobra.Command, fl planFlags, base, head string) (*reconcile.Plan, error) {
 	fail := func(err error) error { return &exitError{code: planExitError, err: err} }
 	mode, err := parseSourceMode(fl.mode)
 	if err != nil {
-		return fail(err)
+		return nil, fail(err)
 	}
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -77,7 +101,7 @@ func runPlan(cmd *cobra.Command, fl planFlags, base, head string) error {
 		for i, rev := range []string{base, head} {
 			dir, msg, cleanup, err := checkoutRevision(ctx, fl.repo, rev)
 			if err != nil {
-				return fail(err)
+				return nil, fail(err)
 			}
 			defer cleanup()
 			sides[i].root, sides[i].message = dir, msg
@@ -94,7 +118,7 @@ func runPlan(cmd *cobra.Command, fl planFlags, base, head string) error {
 	}
 
 	nodes := make([][]reconcile.NodeSpec, 2)
-	var invalid bool
+	var problems []string // "side: file:line: message"
 	for i, s := range sides {
 		if fl.repo != "" {
 			// git does not keep empty directories: a revision that
@@ -106,21 +130,25 @@ func runPlan(cmd *cobra.Command, fl planFlags, base, head string) error {
 		_, n, err := loadFleet(ctx, s.root, s.path, mode)
 		if err != nil {
 			if printProblems(cmd.ErrOrStderr(), s.name+": ", err) {
-				invalid = true
+				var list reconcile.ErrorList
+				errors.As(err, &list)
+				for _, e := range list {
+					problems = append(problems, s.name+": "+e.Error())
+				}
 				continue
 			}
-			return fail(fmt.Errorf("%s: %w", s.name, err))
+			return nil, fail(fmt.Errorf("%s: %w", s.name, err))
 		}
 		nodes[i] = n
 	}
-	if invalid {
-		return fail(errors.New("plan: invalid fleet declarations"))
+	if len(problems) > 0 {
+		return nil, fail(&invalidFleetError{problems: problems})
 	}
 
 	p := reconcile.ComputePlan(nodes[1], nodes[0])
 	out := cmd.OutOrStdout()
 	if err := p.WriteText(out); err != nil {
-		return fail(err)
+		return nil, fail(err)
 	}
 	if fl.repo != "" {
 		if err := reconcile.CheckBreaker(p, sides[1].message, fl.maxShare); err != nil {
@@ -131,7 +159,137 @@ func runPlan(cmd *cobra.Command, fl planFlags, base, head string) error {
 		}
 	}
 	if p.Empty() {
-		return nil
+		return p, nil
 	}
-	return &exitError{code: planExitChanges, err: fmt.Errorf("plan: %s", p.Summary())}
+	return p, &exitError{code: planExitChanges, err: fmt.Errorf("plan: %s", p.Summary())}
+}
+
+// invalidFleetError is a plan refused because a side has invalid
+// declarations (each already printed as "side: file:line: message").
+type invalidFleetError struct{ problems []string }
+
+func (e *invalidFleetError) Error() string { return "plan: invalid fleet declarations" }
+
+// planStatusContext is the commit-status context of `atoll plan --post-status`.
+const planStatusContext = "atoll/plan"
+
+// defaultPlanStatusTimeout bounds posting the plan's status.
+const defaultPlanStatusTimeout = 30 * time.Second
+
+// planStatusFlags are the flags for posting the plan as a commit status.
+type planStatusFlags struct {
+	post    bool
+	repoURL string
+	timeout time.Duration
+	commitStatusOptions
+}
+
+func (o *planStatusFlags) addFlags(f *pflag.FlagSet) {
+	f.BoolVar(&o.post, "post-status", false, "post the plan as a commit status (context "+planStatusContext+") on HEAD's commit (needs --repo)")
+	f.StringVar(&o.repoURL, "repo-url", "", "URL of the fleet repository on the git host, for --post-status (default: the origin remote of --repo)")
+	f.DurationVar(&o.timeout, "status-timeout", defaultPlanStatusTimeout, "how long posting the plan's status may take")
+	o.commitStatusOptions.addFlags(f)
+}
+
+// runPlanPostingStatus runs the plan and posts its outcome on HEAD's
+// commit: success with the summary when the plan could be computed,
+// failure with the error otherwise. The post is synchronous; when it fails
+// the exit code is planExitError.
+func runPlanPostingStatus(cmd *cobra.Command, fl planFlags, base, head string) error {
+	fail := func(err error) error { return &exitError{code: planExitError, err: err} }
+	if fl.repo == "" {
+		return fail(errors.New("--post-status needs --repo"))
+	}
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// Resolve HEAD and the writer first: a plan whose status cannot be
+	// posted should say so before printing anything.
+	sha, err := gitOutput(ctx, fl.repo, "rev-parse", "--verify", "--end-of-options", head+"^{commit}")
+	if err != nil {
+		return fail(fmt.Errorf("resolve revision %q in %s: %w", head, fl.repo, err))
+	}
+	sha = strings.TrimSpace(sha)
+	writer, cleanup, err := fl.status.writer(ctx, fl.repo)
+	if err != nil {
+		return fail(err)
+	}
+	defer cleanup()
+
+	p, planErr := runPlan(cmd, fl, base, head)
+	st := commitstatus.Status{Revision: sha, Context: planStatusContext}
+	if code := exitCode(planErr); planErr == nil || code == planExitChanges {
+		st.State, st.Description = commitstatus.StateSuccess, "no node changes"
+		if !p.Empty() {
+			st.Description = p.Summary()
+		}
+	} else {
+		st.State, st.Description = commitstatus.StateFailure, planFailureDescription(planErr)
+	}
+
+	pctx, cancel := context.WithTimeout(ctx, fl.status.timeout)
+	defer cancel()
+	if err := writer.Report(pctx, st); err != nil {
+		return fail(errors.Join(planErr, fmt.Errorf("post %s status on %s: %w", planStatusContext, shortSHA(sha), err)))
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "posted %s %s on %s: %s\n", planStatusContext, st.State, shortSHA(sha), st.Description)
+	return planErr
+}
+
+// writer returns the commit-status writer for the repository at repo:
+// the provider chosen from the flags, else guessed from --repo-url or the
+// origin remote.
+func (o *planStatusFlags) writer(ctx context.Context, repo string) (w commitstatus.Reporter, cleanup func(), err error) {
+	url := o.repoURL
+	if url == "" {
+		out, err := gitOutput(ctx, repo, "remote", "get-url", "origin")
+		if err != nil {
+			return nil, nil, fmt.Errorf("find the repository URL for --post-status (set --repo-url): %w", err)
+		}
+		url = strings.TrimSpace(out)
+	}
+	token, err := commitstatus.LoadToken(o.tokenFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	notesDir, err := os.MkdirTemp("", "atoll-plan-notes-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("commit statuses: %w", err)
+	}
+	cleanup = func() { _ = os.RemoveAll(notesDir) }
+	w, _, err = commitstatus.New(commitstatus.Config{
+		RepoURL:   url,
+		Provider:  commitstatus.Provider(o.provider),
+		StatusURL: o.url,
+		Token:     token,
+		Notes:     commitstatus.NotesConfig{Remote: gitsource.GitConfig{URL: url, Timeout: o.timeout}, Dir: notesDir},
+		Timeout:   o.timeout,
+	})
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("commit statuses: %w", err)
+	}
+	return w, cleanup, nil
+}
+
+// planFailureDescription is the status description of a failed plan: the
+// error, and for invalid declarations the first problem as file:line.
+func planFailureDescription(err error) string {
+	var inv *invalidFleetError
+	if errors.As(err, &inv) && len(inv.problems) > 0 {
+		d := "invalid fleet declarations: " + inv.problems[0]
+		if n := len(inv.problems) - 1; n > 0 {
+			d += fmt.Sprintf(" (and %d more)", n)
+		}
+		return d
+	}
+	return err.Error()
+}
+
+func shortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
 }
