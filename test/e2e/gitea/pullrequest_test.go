@@ -43,10 +43,7 @@ func TestPullRequestWorkflow(t *testing.T) {
 	ns := namespace(t, "atoll-gitea-pr")
 	kubeconfigSecrets(t, ns)
 	r := newRepo(t, "fleet-pr")
-	c1 := r.commitFiles(map[string]string{
-		"fleet/remote-1.yaml": secretCluster("remote-1"),
-		"fleet/remote-2.yaml": secretCluster("remote-2"),
-	}, "add remote-1 and remote-2")
+	c1 := r.commitFiles(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1")
 
 	dir := t.TempDir()
 	tokenFile, passwordFile, webhookSecret := filepath.Join(dir, "token"), filepath.Join(dir, "password"), filepath.Join(dir, "webhook")
@@ -76,19 +73,17 @@ func TestPullRequestWorkflow(t *testing.T) {
 		})
 	}
 
-	// 1. The fleet applies: both nodes Ready, success on the head.
-	for _, n := range []string{"remote-1", "remote-2"} {
-		testenv.WaitFor(t, 2*time.Minute, n+" Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, n) })
-	}
+	// 1. The fleet applies: the node Ready, success on the head.
+	testenv.WaitFor(t, 2*time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
 	s := r.waitStatus(c1, syncContext, "success", 2*time.Minute)
-	if !strings.Contains(s.Description, "2 nodes ready") {
-		t.Errorf("success description on %s = %q, want it to count 2 nodes ready", c1[:7], s.Description)
+	if !strings.Contains(s.Description, "1 node ready") {
+		t.Errorf("success description on %s = %q, want it to count 1 node ready", c1[:7], s.Description)
 	}
 
-	// 2. A branch tainting remote-1 (it removes nothing) and a pull request:
-	// `atoll plan --post-status` puts the summary on the PR's head.
-	r.git("checkout", "-q", "-b", "taint-remote-1")
-	prHead := r.commitFilesTo("taint-remote-1", map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1", "reviewed")}, "taint remote-1")
+	// 2. A branch adding a cluster and a pull request: `atoll plan
+	// --post-status` puts the summary on the PR's head.
+	r.git("checkout", "-q", "-b", "add-remote-2")
+	prHead := r.commitFilesTo("add-remote-2", map[string]string{"fleet/remote-2.yaml": secretCluster("remote-2")}, "add remote-2")
 	var pr struct {
 		Number int `json:"number"`
 		Head   struct {
@@ -98,7 +93,7 @@ func TestPullRequestWorkflow(t *testing.T) {
 		Merged         bool   `json:"merged"`
 	}
 	api(t, http.MethodPost, fmt.Sprintf("/repos/%s/%s/pulls", r.owner, r.name),
-		map[string]any{"title": "Taint remote-1", "head": "taint-remote-1", "base": "main"}, &pr, http.StatusCreated)
+		map[string]any{"title": "Add remote-2", "head": "add-remote-2", "base": "main"}, &pr, http.StatusCreated)
 	if pr.Head.SHA != prHead {
 		t.Fatalf("pull request head = %s, want the pushed %s", pr.Head.SHA, prHead)
 	}
@@ -110,19 +105,19 @@ func TestPullRequestWorkflow(t *testing.T) {
 	if strings.Contains(out, gitea.Token) {
 		t.Errorf("atoll plan output leaks the token:\n%s", out)
 	}
-	if s := r.latest(prHead, planContext); s.State != "success" || s.Description != "taint changed on remote-1" {
-		t.Errorf("%s on the PR head = %q %q, want success \"taint changed on remote-1\"", planContext, s.State, s.Description)
+	if s := r.latest(prHead, planContext); s.State != "success" || s.Description != "+1 node remote-2" {
+		t.Errorf("%s on the PR head = %q %q, want success \"+1 node remote-2\"", planContext, s.State, s.Description)
 	}
 	if s := r.latest(prHead, syncContext); s.State != "" {
 		t.Errorf("an unmerged PR head got a %s status: %+v", syncContext, s)
 	}
 
-	// 3. Merge through the API: the merge commit applies, remote-1 tainted.
+	// 3. Merge through the API: the merge commit applies, remote-2 Ready.
 	// Gitea checks mergeability in the background after the PR is opened
 	// and refuses (405) until it has.
 	testenv.WaitFor(t, time.Minute, "pull request merged", func(ctx context.Context) (bool, error) {
 		code, err := tryAPI(ctx, http.MethodPost, fmt.Sprintf("/repos/%s/%s/pulls/%d/merge", r.owner, r.name, pr.Number),
-			`{"Do":"merge","merge_message_field":"Merge taint-remote-1"}`)
+			`{"Do":"merge","merge_message_field":"Merge add-remote-2"}`)
 		return code == http.StatusOK, err
 	})
 	api(t, http.MethodGet, fmt.Sprintf("/repos/%s/%s/pulls/%d", r.owner, r.name, pr.Number), nil, &pr, http.StatusOK)
@@ -136,35 +131,33 @@ func TestPullRequestWorkflow(t *testing.T) {
 		t.Fatalf("main after the merge = %s, want the merge commit %s", head, merge)
 	}
 	fetch()
-	testenv.WaitFor(t, time.Minute, "remote-1 tainted reviewed", func(ctx context.Context) (bool, error) {
-		return nodeTaints(ctx, "remote-1", "reviewed")
-	})
+	testenv.WaitFor(t, time.Minute, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
 	r.waitStatus(merge, syncContext, "success", time.Minute)
 
 	// 4. An invalid commit: failure naming file and line; nodes unchanged.
-	bad := r.commitFiles(map[string]string{"fleet/remote-2.yaml": strings.Replace(secretCluster("remote-2", "broken"), "NoSchedule", "Sometimes", 1)}, "break remote-2")
+	bad := r.commitFiles(map[string]string{"fleet/remote-1.yaml": strings.Replace(secretCluster("remote-1", "broken"), "NoSchedule", "Sometimes", 1)}, "break remote-1")
 	fetch()
 	s = r.waitStatus(bad, syncContext, "failure", time.Minute)
-	if !regexp.MustCompile(`fleet/remote-2\.yaml:\d+:`).MatchString(s.Description) {
-		t.Errorf("failure on the invalid commit = %q, want it to name fleet/remote-2.yaml:LINE", s.Description)
+	if !regexp.MustCompile(`fleet/remote-1\.yaml:\d+:`).MatchString(s.Description) {
+		t.Errorf("failure on the invalid commit = %q, want it to name fleet/remote-1.yaml:LINE", s.Description)
 	}
-	checkNodes(t, map[string][]string{"remote-1": {"reviewed"}, "remote-2": nil})
+	checkNodes(t, map[string][]string{"remote-1": nil, "remote-2": nil})
 	// The plan of the invalid commit fails the same way, on atoll/plan.
 	if code, out := runPlan(t, merge, bad, "--repo", r.work, "--path", "fleet", "--post-status",
 		"--status-provider", "gitea", "--status-url", gitea.APIURL, "--status-token-file", tokenFile); code != 2 {
 		t.Errorf("atoll plan of the invalid commit: exit code %d, want 2:\n%s", code, out)
 	}
-	if s := r.latest(bad, planContext); s.State != "failure" || !regexp.MustCompile(`^invalid fleet declarations: head: fleet/remote-2\.yaml:\d+: `).MatchString(s.Description) {
-		t.Errorf("%s on the invalid commit = %q %q, want failure naming head: fleet/remote-2.yaml:LINE", planContext, s.State, s.Description)
+	if s := r.latest(bad, planContext); s.State != "failure" || !regexp.MustCompile(`^invalid fleet declarations: head: fleet/remote-1\.yaml:\d+: `).MatchString(s.Description) {
+		t.Errorf("%s on the invalid commit = %q %q, want failure naming head: fleet/remote-1.yaml:LINE", planContext, s.State, s.Description)
 	}
 
 	// 5. Two quick pushes seen by one fetch: the first is superseded by the
 	// second, which applies.
-	first := r.commitFiles(map[string]string{"fleet/remote-2.yaml": secretCluster("remote-2", "first")}, "taint remote-2 first")
-	second := r.commitFiles(map[string]string{"fleet/remote-2.yaml": secretCluster("remote-2", "second")}, "taint remote-2 second")
+	first := r.commitFiles(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1", "first")}, "taint remote-1 first")
+	second := r.commitFiles(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1", "second")}, "taint remote-1 second")
 	fetch()
-	testenv.WaitFor(t, time.Minute, "remote-2 tainted second", func(ctx context.Context) (bool, error) {
-		return nodeTaints(ctx, "remote-2", "second")
+	testenv.WaitFor(t, time.Minute, "remote-1 tainted second", func(ctx context.Context) (bool, error) {
+		return nodeTaints(ctx, "remote-1", "second")
 	})
 	r.waitStatus(second, syncContext, "success", time.Minute)
 	s = r.waitStatus(first, syncContext, "success", time.Minute)
@@ -172,16 +165,22 @@ func TestPullRequestWorkflow(t *testing.T) {
 		t.Errorf("status of the first quick push = %q, want \"superseded by\" an abbreviation of %s", s.Description, second)
 	}
 
-	// 6. Revert: remote-2 back to no taints, success on the revert commit.
-	r.git("revert", "--no-edit", "HEAD")
+	// 6. Revert the pull request's merge: remote-2 is drained and removed,
+	// success on the revert commit.
+	revertArgs := []string{"revert", "--no-edit"}
+	if parents := strings.Fields(r.git("rev-list", "--parents", "-n", "1", merge)); len(parents) > 2 {
+		revertArgs = append(revertArgs, "-m", "1")
+	}
+	r.git(append(revertArgs, merge)...)
 	r.git("push", "-q", "origin", "main")
 	revert := r.git("rev-parse", "HEAD")
 	fetch()
-	testenv.WaitFor(t, time.Minute, "remote-2 tainted first again", func(ctx context.Context) (bool, error) {
-		return nodeTaints(ctx, "remote-2", "first")
+	testenv.WaitFor(t, 2*time.Minute, "remote-2 removed", func(ctx context.Context) (bool, error) {
+		_, err := master.CoreV1().Nodes().Get(ctx, "remote-2", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
 	})
 	r.waitStatus(revert, syncContext, "success", time.Minute)
-	checkNodes(t, map[string][]string{"remote-1": {"reviewed"}, "remote-2": {"first"}})
+	checkNodes(t, map[string][]string{"remote-1": {"second"}})
 }
 
 // commitFiles writes files, commits them and pushes main; it returns the SHA.
