@@ -1,16 +1,14 @@
 package reconcile
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/resource"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*_expected.txt")
+	"github.com/atoll-dev/atoll/test/golden"
+)
 
 func q(s string) *resource.Quantity {
 	v := resource.MustParse(s)
@@ -153,7 +151,7 @@ func TestPlanText(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := ComputePlan(tt.desired, tt.live)
-			golden(t, filepath.Join("testdata", tt.golden), p.Text())
+			golden.Check(t, filepath.Join("testdata", tt.golden), p.Text())
 			if got := p.Summary(); got != tt.wantSummary {
 				t.Errorf("Summary() = %q, want %q", got, tt.wantSummary)
 			}
@@ -189,22 +187,5 @@ func TestPlanSummary(t *testing.T) {
 				t.Errorf("Summary() has %d characters, more than %d", n, MaxSummary)
 			}
 		})
-	}
-}
-
-// golden compares got with the file, or rewrites it with -update.
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }

@@ -1,7 +1,6 @@
 package vnode
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,9 +8,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*_expected.yaml from the current output")
+	"github.com/atoll-dev/atoll/test/golden"
+)
 
 func readPod(t *testing.T, path string) *corev1.Pod {
 	t.Helper()
@@ -77,19 +76,7 @@ func TestTranslatePod(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantPath := filepath.Join("testdata", tt.name+"_expected.yaml")
-			if *update {
-				if err := os.WriteFile(wantPath, gotYAML, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(wantPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(string(want), string(gotYAML)); diff != "" {
-				t.Errorf("TranslatePod mismatch (-want +got):\n%s", diff)
-			}
+			golden.Check(t, filepath.Join("testdata", tt.name+"_expected.yaml"), string(gotYAML))
 			// Translating twice gives the same result (pure).
 			again, _ := TranslatePod(in, tt.opts)
 			if diff := cmp.Diff(got, again); diff != "" {

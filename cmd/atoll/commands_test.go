@@ -3,15 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/*_expected.txt (atoll plan and validate goldens)")
+	"github.com/atoll-dev/atoll/test/golden"
+)
 
 // run executes the atoll command in-process and returns its exit code
 // (as main computes it), stdout and stderr.
@@ -29,23 +28,6 @@ func runAtoll(t *testing.T, args ...string) (int, string, string) {
 		stderr.WriteString("atoll: " + err.Error() + "\n") // as main does
 	}
 	return code, stdout.String(), stderr.String()
-}
-
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
-	}
 }
 
 func TestValidateCommand(t *testing.T) {
@@ -79,7 +61,7 @@ func TestValidateCommand(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", stderr, tt.wantStderr)
 			}
 			if tt.golden != "" {
-				checkGolden(t, tt.golden, stderr)
+				golden.Check(t, filepath.Join("testdata", tt.golden), stderr)
 			}
 		})
 	}
@@ -113,7 +95,7 @@ func TestPlanCommandDirectories(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", stderr, tt.wantStderr)
 			}
 			if tt.golden != "" {
-				checkGolden(t, tt.golden, stdout)
+				golden.Check(t, filepath.Join("testdata", tt.golden), stdout)
 			}
 		})
 	}
@@ -185,7 +167,7 @@ func TestPlanCommandRepo(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", stderr, tt.wantStderr)
 			}
 			if tt.golden != "" {
-				checkGolden(t, tt.golden, stdout)
+				golden.Check(t, filepath.Join("testdata", tt.golden), stdout)
 			}
 		})
 	}
