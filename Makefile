@@ -5,6 +5,8 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Unit packages: everything but the end-to-end suites under test/e2e.
 UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test/e2e/)
 E2E_TIMEOUT ?= 60m
+# Flags of `make bench`, e.g. BENCH_ARGS='-pods 5000 -idle-nodes 100'.
+BENCH_ARGS  ?=
 
 .DEFAULT_GOAL := help
 
@@ -30,6 +32,10 @@ test-unit: ## Unit tests with the race detector
 .PHONY: e2e
 e2e: testenv ## End-to-end suites on the local multi-cluster bed (one package at a time)
 	$(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e/...
+
+.PHONY: bench
+bench: testenv ## Benchmarks on the local bed: one table, JSON in test/bench/out/ (never part of `make test`)
+	$(GO) test -run '^$$' -bench '^BenchmarkAtoll$$' -benchtime 1x -timeout 90m ./test/bench -args $(BENCH_ARGS)
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

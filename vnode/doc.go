@@ -53,8 +53,23 @@
 //   - node.go: the Node (labels, taints, cordon, allocatable, Ready) and Lease.
 //   - translate.go: TranslatePod, a pure function from master to remote pod.
 //   - metrics.go: Prometheus metrics.
+//   - insync.go: the last converged state of each pod, so that a sync of
+//     the same state again is skipped.
 //
 // Informers resync every ResyncPeriod, so both sides are fully compared at
 // least that often; a restart re-lists both sides. Nothing is created or
 // deleted in a remote that does not answer its health check.
+//
+// # Footprint
+//
+// What one virtual node costs is measured by `make bench`
+// (test/bench/RESULTS.md). A pod's sync depends only on the two objects'
+// resource versions and the node spec's generation; once it converged, that
+// state is remembered, so a resync of 10,000 unchanged pods is 10,000 map
+// look-ups rather than translations and deep comparisons. The remote pod
+// cache keeps of the spec only what the sync reads (the master pod has the
+// rest; changes go to the remote as patches), the remote Event cache only
+// what forwarding reads. Keys are synced by goroutines started per key, at
+// most Workers at a time, so an idle node parks one goroutine, not Workers.
+// Clients ask for no gzip: each watch would keep a decompressor for its life.
 package vnode

@@ -43,7 +43,7 @@ type ManagerConfig struct {
 	// Registerer receives the Prometheus metrics (nil: not exported).
 	Registerer prometheus.Registerer
 
-	// Workers is the number of pod sync workers per node.
+	// Workers is how many keys one node syncs at once.
 	Workers int
 	// QPS and Burst limit each client (master, and each remote).
 	QPS   float32
@@ -183,6 +183,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 func clientConfig(c *rest.Config, qps float32, burst int) *rest.Config {
 	rc := rest.CopyConfig(c)
 	rc.QPS, rc.Burst = qps, burst
+	// Every watch stream would keep a gzip reader (about 40 KB) for as long
+	// as it runs, a dozen per virtual node; protobuf is compact already.
+	rc.DisableCompression = true
 	rc.ContentType = "application/vnd.kubernetes.protobuf"
 	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	if rc.UserAgent == "" {

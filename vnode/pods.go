@@ -2,6 +2,7 @@ package vnode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // errRemoteUnavailable is returned while the remote API does not answer:
@@ -37,8 +39,10 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 	if err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
 	}
+	k := workKey{keyPod, namespace, name}
 	if master == nil {
-		v.forgetObserved(workKey{keyPod, namespace, name})
+		v.forgetObserved(k)
+		v.converged.forget(k)
 		if remote == nil {
 			return 0, nil
 		}
@@ -50,6 +54,9 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 			return 0, err
 		}
 		return time.Second, nil
+	}
+	if master.DeletionTimestamp != nil || remote == nil {
+		v.converged.forget(k)
 	}
 	if master.DeletionTimestamp != nil {
 		return v.syncDeletion(ctx, master, remote)
@@ -76,11 +83,28 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 		}
 		return 0, nil
 	}
+	state := podState{masterRV: master.ResourceVersion, remoteRV: remote.ResourceVersion, specGen: v.specGen.Load()}
+	// Objects without a resource version (never from an API server) are
+	// always looked at.
+	memo := master.ResourceVersion != "" && remote.ResourceVersion != ""
+	if memo && v.converged.has(k, state) {
+		v.forgetObserved(k)
+		return 0, nil
+	}
 	if err := v.updateRemotePod(ctx, master, remote); err != nil {
 		v.recordError("update", err)
 		return 0, err
 	}
-	return 0, v.syncStatus(ctx, master, remote)
+	// Read before the sync: a remote that goes away meanwhile makes the
+	// sync skip its writes, and that state must be looked at again.
+	healthy := v.healthy.Load()
+	if err := v.syncStatus(ctx, master, remote); err != nil {
+		return 0, err
+	}
+	if memo && healthy && v.healthy.Load() {
+		v.converged.set(k, state)
+	}
+	return 0, nil
 }
 
 func (v *VirtualNode) getRemotePod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
@@ -175,7 +199,10 @@ func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) e
 
 // updateRemotePod carries the fields a pod may change after creation
 // (labels, annotations, container images, activeDeadlineSeconds) to the
-// remote copy. Labels and annotations the remote added are kept.
+// remote copy, as a strategic merge patch of just those fields, with the
+// copy's resourceVersion as precondition. Labels and annotations the remote
+// added are kept; the remote cache holds no more of the pod than this needs
+// (leanRemotePod).
 func (v *VirtualNode) updateRemotePod(ctx context.Context, master, remote *corev1.Pod) error {
 	if remote.DeletionTimestamp != nil || isTerminal(remote.Status.Phase) {
 		return nil
@@ -184,45 +211,75 @@ func (v *VirtualNode) updateRemotePod(ctx context.Context, master, remote *corev
 	if err != nil {
 		return err
 	}
-	changed := false
-	u := remote.DeepCopy()
-	merge := func(dst *map[string]string, src map[string]string) {
-		for k, val := range src {
-			if cur, ok := (*dst)[k]; !ok || cur != val {
-				if *dst == nil {
-					*dst = map[string]string{}
-				}
-				(*dst)[k] = val
-				changed = true
-			}
-		}
+	meta := map[string]any{}
+	if l := changedEntries(remote.Labels, want.Labels); l != nil {
+		meta["labels"] = l
 	}
-	merge(&u.Labels, want.Labels)
-	merge(&u.Annotations, want.Annotations)
-	images := func(dst []corev1.Container, src []corev1.Container) {
-		for i := range dst {
-			if i < len(src) && dst[i].Name == src[i].Name && dst[i].Image != src[i].Image {
-				dst[i].Image = src[i].Image
-				changed = true
-			}
-		}
+	if a := changedEntries(remote.Annotations, want.Annotations); a != nil {
+		meta["annotations"] = a
 	}
-	images(u.Spec.Containers, want.Spec.Containers)
-	images(u.Spec.InitContainers, want.Spec.InitContainers)
-	if want.Spec.ActiveDeadlineSeconds != nil && (u.Spec.ActiveDeadlineSeconds == nil || *u.Spec.ActiveDeadlineSeconds != *want.Spec.ActiveDeadlineSeconds) {
-		u.Spec.ActiveDeadlineSeconds = want.Spec.ActiveDeadlineSeconds
-		changed = true
+	spec := map[string]any{}
+	if c := changedImages(remote.Spec.Containers, want.Spec.Containers); c != nil {
+		spec["containers"] = c
 	}
-	if !changed {
+	if c := changedImages(remote.Spec.InitContainers, want.Spec.InitContainers); c != nil {
+		spec["initContainers"] = c
+	}
+	if d := want.Spec.ActiveDeadlineSeconds; d != nil && (remote.Spec.ActiveDeadlineSeconds == nil || *remote.Spec.ActiveDeadlineSeconds != *d) {
+		spec["activeDeadlineSeconds"] = *d
+	}
+	if len(meta) == 0 && len(spec) == 0 {
 		return nil
 	}
 	if !v.healthy.Load() {
 		return errRemoteUnavailable
 	}
+	meta["resourceVersion"] = remote.ResourceVersion
+	patch := map[string]any{"metadata": meta}
+	if len(spec) > 0 {
+		patch["spec"] = spec
+	}
+	data, err := json.Marshal(patch)
+	if err != nil {
+		return fmt.Errorf("update remote pod %s/%s: %w", remote.Namespace, remote.Name, err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
 	defer cancel()
-	_, err = v.remote.client.CoreV1().Pods(u.Namespace).Update(cctx, u, metav1.UpdateOptions{})
+	_, err = v.remote.client.CoreV1().Pods(remote.Namespace).Patch(cctx, remote.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
 	return err
+}
+
+// changedEntries returns the entries of want that cur lacks or holds with
+// another value; nil when there are none.
+func changedEntries(cur, want map[string]string) map[string]string {
+	var out map[string]string
+	for k, val := range want {
+		if c, ok := cur[k]; !ok || c != val {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = val
+		}
+	}
+	return out
+}
+
+// containerImage is one container in a patch: merged by name.
+type containerImage struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+}
+
+// changedImages returns the containers of cur whose image want changes
+// (matched by position and name); nil when there are none.
+func changedImages(cur, want []corev1.Container) []containerImage {
+	var out []containerImage
+	for i := range cur {
+		if i < len(want) && cur[i].Name == want[i].Name && cur[i].Image != want[i].Image {
+			out = append(out, containerImage{Name: cur[i].Name, Image: want[i].Image})
+		}
+	}
+	return out
 }
 
 // syncDeletion handles a master pod marked for deletion: delete the remote
@@ -413,8 +470,8 @@ func (v *VirtualNode) syncStatus(ctx context.Context, master, remote *corev1.Pod
 		v.forgetObserved(k)
 		return nil
 	}
-	m := master.DeepCopy()
-	m.Status = want
+	// A shallow copy: the write only reads it, and the status is new.
+	m := &corev1.Pod{TypeMeta: master.TypeMeta, ObjectMeta: master.ObjectMeta, Spec: master.Spec, Status: want}
 	err := v.writeStatus(ctx, m)
 	if apierrors.IsConflict(err) {
 		// Our cache is behind (often our own previous write): read the pod

@@ -120,19 +120,24 @@ func (v *VirtualNode) notifyNode(n *corev1.Node) {
 	}
 }
 
-// masterView returns a remote pod as it looks from the master: master
-// namespace, bound to this node, hostIP the node's IP.
+// masterView returns a remote pod as it looks from the master: the master
+// pod (spec, metadata) with the status mirrored from its remote copy; for a
+// copy whose master pod is not known, the copy (its cached part) in the
+// master namespace, bound to this node, hostIP the node's IP.
 func (v *VirtualNode) masterView(remote *corev1.Pod) *corev1.Pod {
+	k, ok := v.masterKeyOf(remote)
+	if ok {
+		if m, err := v.master.pods.Lister().Pods(k.namespace).Get(k.name); err == nil && string(m.UID) == remote.Labels[LabelOriginUID] {
+			p := m.DeepCopy()
+			p.Status = MasterPodStatus(m, remote, v.cfg.NodeIP)
+			return p
+		}
+	}
 	p := remote.DeepCopy()
-	if k, ok := v.masterKeyOf(remote); ok {
+	if ok {
 		p.Namespace = k.namespace
 	}
 	p.Spec.NodeName = v.name
-	if m, err := v.master.pods.Lister().Pods(p.Namespace).Get(p.Name); err == nil {
-		p.UID = m.UID
-		p.Status = MasterPodStatus(m, remote, v.cfg.NodeIP)
-	} else {
-		p.Status.HostIP = v.cfg.NodeIP
-	}
+	p.Status.HostIP = v.cfg.NodeIP
 	return p
 }

@@ -27,9 +27,6 @@ import (
 // indexDependencies indexes master pods by the ConfigMaps and Secrets they use.
 const indexDependencies = "atoll.dev/dependencies"
 
-// indexOriginUID indexes remote pods by LabelOriginUID.
-const indexOriginUID = "atoll.dev/origin-uid"
-
 // keyKind says what a work item is about.
 type keyKind uint8
 
@@ -102,8 +99,12 @@ type VirtualNode struct {
 
 	queue workqueue.TypedRateLimitingInterface[workKey]
 
-	specMu sync.RWMutex
-	spec   NodeSpec
+	specMu  sync.RWMutex
+	spec    NodeSpec
+	specGen atomic.Uint64 // bumped by setSpec; part of every podState
+
+	// converged skips syncs of pods whose inputs did not change.
+	converged *inSync
 
 	healthy     atomic.Bool
 	healthMu    sync.Mutex
@@ -144,6 +145,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		spec:        spec.clone(),
 		nodeTrigger: make(chan struct{}, 1),
 		observed:    map[workKey]time.Time{},
+		converged:   newInSync(),
 		ready:       make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -172,12 +174,12 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 	// and translation need to know.
 	owned := labels.SelectorFromSet(labels.Set{LabelMaster: cfg.MasterID, LabelNode: spec.Name}).String()
 	rOwned := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
-		informers.WithTransform(stripManaged),
+		informers.WithTransform(leanRemotePod),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = owned }))
 	rAll := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
 		informers.WithTransform(stripManaged))
 	rEvents := informers.NewSharedInformerFactoryWithOptions(remoteClient, 0,
-		informers.WithTransform(stripManaged),
+		informers.WithTransform(leanEvent),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("involvedObject.kind", "Pod").String()
 		}))
@@ -211,6 +213,7 @@ func (v *VirtualNode) currentSpec() NodeSpec {
 func (v *VirtualNode) setSpec(spec NodeSpec) {
 	v.specMu.Lock()
 	v.spec = spec.clone()
+	v.specGen.Add(1)
 	v.specMu.Unlock()
 	v.triggerNode()
 }
@@ -304,10 +307,8 @@ func (v *VirtualNode) run(ctx context.Context) (retErr error) {
 	// readiness at once rather than at the next ping.
 	v.triggerNode()
 	v.resyncAll()
-	for i := 0; i < v.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); v.runWorker(ctx) }()
-	}
+	wg.Add(1)
+	go func() { defer wg.Done(); v.dispatch(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); v.runOrphanCollector(ctx) }()
 	close(v.ready)
@@ -330,6 +331,55 @@ func dropManagedFields(obj any) (any, error) {
 		m.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// leanRemotePod is the transform of the remote informers of owned objects:
+// managed fields go, and a pod keeps of its spec only what the sync reads —
+// the containers' names and images, activeDeadlineSeconds, nodeName. The
+// full spec is the master pod's; with 10,000 pods this halves the cache.
+func leanRemotePod(obj any) (any, error) {
+	obj, err := dropManagedFields(obj)
+	if p, ok := obj.(*corev1.Pod); ok && err == nil {
+		p.Spec = corev1.PodSpec{
+			NodeName:              p.Spec.NodeName,
+			ActiveDeadlineSeconds: p.Spec.ActiveDeadlineSeconds,
+			Containers:            leanContainers(p.Spec.Containers),
+			InitContainers:        leanContainers(p.Spec.InitContainers),
+		}
+	}
+	return obj, err
+}
+
+func leanContainers(cs []corev1.Container) []corev1.Container {
+	if cs == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.Container{Name: c.Name, Image: c.Image}
+	}
+	return out
+}
+
+// leanEvent is the remote Event informer's transform: it keeps only what
+// forwarding reads (a remote cluster holds an Event per pod and more).
+func leanEvent(obj any) (any, error) {
+	ev, ok := obj.(*corev1.Event)
+	if !ok {
+		return dropManagedFields(obj)
+	}
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ev.Name, Namespace: ev.Namespace, UID: ev.UID,
+			ResourceVersion: ev.ResourceVersion, CreationTimestamp: ev.CreationTimestamp,
+		},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: ev.InvolvedObject.Kind, Namespace: ev.InvolvedObject.Namespace,
+			Name: ev.InvolvedObject.Name, UID: ev.InvolvedObject.UID,
+		},
+		Reason: ev.Reason, Message: ev.Message, Type: ev.Type, Count: ev.Count, Series: ev.Series,
+		FirstTimestamp: ev.FirstTimestamp, LastTimestamp: ev.LastTimestamp, EventTime: ev.EventTime,
+	}, nil
 }
 
 func (v *VirtualNode) hasSynced() []cache.InformerSynced {
@@ -402,15 +452,6 @@ func (v *VirtualNode) registerHandlers() error {
 	}}); err != nil {
 		return fmt.Errorf("add pod indexer: %w", err)
 	}
-	if err := v.remote.pods.Informer().AddIndexers(cache.Indexers{indexOriginUID: func(obj any) ([]string, error) {
-		p, ok := obj.(*corev1.Pod)
-		if !ok {
-			return nil, nil
-		}
-		return []string{p.Labels[LabelOriginUID]}, nil
-	}}); err != nil {
-		return fmt.Errorf("add remote pod indexer: %w", err)
-	}
 
 	enqueueMasterPod := func(obj any) {
 		if p := podOf(obj); p != nil {
@@ -433,7 +474,9 @@ func (v *VirtualNode) registerHandlers() error {
 	}); err != nil {
 		return err
 	}
-	remotePodChanged := func(obj any) {
+	// remotePodChanged enqueues the master pod a remote copy stands for;
+	// a real change (not a resync) also starts the status-sync clock.
+	remotePodChanged := func(obj any, changed bool) {
 		p := podOf(obj)
 		if p == nil {
 			return
@@ -442,18 +485,25 @@ func (v *VirtualNode) registerHandlers() error {
 		if !ok {
 			return
 		}
-		v.observedMu.Lock()
-		if _, seen := v.observed[k]; !seen {
-			v.observed[k] = time.Now()
+		if changed {
+			v.observedMu.Lock()
+			if _, seen := v.observed[k]; !seen {
+				v.observed[k] = time.Now()
+			}
+			v.observedMu.Unlock()
 		}
-		v.observedMu.Unlock()
 		v.queue.Add(k)
-		v.notifyPod(p)
+		if changed {
+			v.notifyPod(p)
+		}
 	}
 	if _, err := v.remote.pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    remotePodChanged,
-		UpdateFunc: func(_, n any) { remotePodChanged(n) },
-		DeleteFunc: remotePodChanged,
+		AddFunc: func(obj any) { remotePodChanged(obj, true) },
+		UpdateFunc: func(o, n any) {
+			op, np := podOf(o), podOf(n)
+			remotePodChanged(n, op == nil || np == nil || op.ResourceVersion != np.ResourceVersion)
+		},
+		DeleteFunc: func(obj any) { remotePodChanged(obj, true) },
 	}); err != nil {
 		return err
 	}
@@ -571,18 +621,31 @@ func podOf(obj any) *corev1.Pod {
 	return p
 }
 
-func (v *VirtualNode) runWorker(ctx context.Context) {
-	for v.processNext(ctx) {
+// dispatch hands each queued key to a goroutine of its own, at most
+// cfg.Workers at a time: a busy node syncs Workers pods at once, an idle one
+// costs this one goroutine (50 idle nodes would otherwise park 1,600
+// workers). It returns once the queue is shut down and the last sync ended.
+func (v *VirtualNode) dispatch(ctx context.Context) {
+	sem := make(chan struct{}, v.cfg.Workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		k, quit := v.queue.Get()
+		if quit {
+			return
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			v.process(ctx, k)
+		}()
 	}
 }
 
-// processNext handles one key: Forget on success, AddRateLimited on error —
+// process syncs one key: Forget on success, AddRateLimited on error —
 // forever, with the delay capped at RetryMaxDelay.
-func (v *VirtualNode) processNext(ctx context.Context) bool {
-	k, quit := v.queue.Get()
-	if quit {
-		return false
-	}
+func (v *VirtualNode) process(ctx context.Context, k workKey) {
 	defer v.queue.Done(k)
 	var (
 		after time.Duration
@@ -607,11 +670,10 @@ func (v *VirtualNode) processNext(ctx context.Context) bool {
 			v.log.Debug("sync failed; will retry", "key", k.String(), "retries", v.queue.NumRequeues(k), "err", err)
 		}
 		v.queue.AddRateLimited(k)
-		return true
+		return
 	}
 	v.queue.Forget(k)
 	if after > 0 {
 		v.queue.AddAfter(k, after)
 	}
-	return true
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,6 +45,7 @@ type runOptions struct {
 	allowInsecureHTTP bool
 	webhookSecretFile string
 	httpAddr          string
+	profiling         bool
 	nodeIP            string
 	drainTimeout      time.Duration
 	maxRemovalShare   float64
@@ -95,6 +97,7 @@ webhook at /hooks/git (with --webhook-secret-file).`,
 	f.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "allow a plain http:// repository URL (tests only)")
 	f.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret; enables /hooks/git")
 	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address for /metrics, /healthz, /readyz and /hooks/git")
+	f.BoolVar(&o.profiling, "profiling", false, "also serve Go's profiles at /debug/pprof/ on --http-addr")
 	f.StringVar(&o.nodeIP, "node-ip", "", "the virtual nodes' InternalIP (default: first non-loopback IPv4)")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", reconcile.DefaultDrainTimeout, "how long a removed node is drained before it is deleted anyway")
 	f.Float64Var(&o.maxRemovalShare, "max-removal-share", reconcile.DefaultMaxRemovalShare, "share of nodes a revision may remove without the Atoll-Allow-Removal trailer")
@@ -207,6 +210,12 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 			return err
 		}
 		mux.Handle("/hooks/git", hook)
+	}
+	if o.profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	stopHTTP, err := serveHTTP(o.httpAddr, mux, log)
 	if err != nil {

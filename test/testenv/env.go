@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -30,6 +31,10 @@ type Options struct {
 	Node NodeShape
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// EtcdPerCluster gives every cluster an etcd of its own (named
+	// "CLUSTER/etcd"), as separate clusters have; by default one etcd
+	// holds them all, each under its own prefix, which is cheaper.
+	EtcdPerCluster bool
 
 	// detached processes outlive the caller (the `up` command).
 	detached bool
@@ -56,13 +61,13 @@ func (o *Options) defaults() {
 	}
 }
 
-// Env is a running bed: one etcd, a master and the remotes.
+// Env is a running bed: etcd, a master and the remotes.
 type Env struct {
 	Dir     string
 	Master  *Cluster
 	Remotes []*Cluster
 
-	etcd   *Process
+	etcds  []*Process
 	ownDir bool
 }
 
@@ -128,45 +133,65 @@ func (e *Env) start(ctx context.Context, bin Binaries, opts Options) error {
 	if err := os.MkdirAll(filepath.Join(e.Dir, "logs"), 0o755); err != nil {
 		return err
 	}
-	ports, err := freePorts(2 + 2*(opts.Remotes+1))
+	names := []string{"master"}
+	for i := 1; i <= opts.Remotes; i++ {
+		names = append(names, "remote-"+strconv.Itoa(i))
+	}
+	etcdNames := []string{"etcd"}
+	if opts.EtcdPerCluster {
+		etcdNames = nil
+		for _, n := range names {
+			etcdNames = append(etcdNames, n+"/etcd")
+		}
+	}
+	ports, err := freePorts(2*len(etcdNames) + 2*len(names))
 	if err != nil {
 		return err
 	}
 	next := func() int { p := ports[0]; ports = ports[1:]; return p }
 
-	// One etcd; each cluster keeps its objects under its own prefix.
-	clientPort, peerPort := next(), next()
-	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-	e.etcd = &Process{
-		Name: "etcd",
-		Path: bin.Etcd,
-		Log:  filepath.Join(e.Dir, "logs", "etcd.log"),
-		Args: []string{
-			"--name=testenv",
-			"--data-dir=" + filepath.Join(e.Dir, "etcd"),
-			"--listen-client-urls=" + etcdURL,
-			"--advertise-client-urls=" + etcdURL,
-			"--listen-peer-urls=" + peerURL,
-			"--initial-advertise-peer-urls=" + peerURL,
-			"--initial-cluster=testenv=" + peerURL,
-			"--unsafe-no-fsync=true",
-			"--quota-backend-bytes=8589934592",
-			"--log-level=warn",
-		},
+	// Each cluster keeps its objects under its own prefix, in one shared
+	// etcd or in its own.
+	etcdURLs := map[string]string{}
+	for _, en := range etcdNames {
+		clientPort, peerPort := next(), next()
+		etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
+		peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+		file := strings.ReplaceAll(en, "/", "-")
+		p := &Process{
+			Name: en,
+			Path: bin.Etcd,
+			Log:  filepath.Join(e.Dir, "logs", file+".log"),
+			Args: []string{
+				"--name=testenv",
+				"--data-dir=" + filepath.Join(e.Dir, "etcd", file),
+				"--listen-client-urls=" + etcdURL,
+				"--advertise-client-urls=" + etcdURL,
+				"--listen-peer-urls=" + peerURL,
+				"--initial-advertise-peer-urls=" + peerURL,
+				"--initial-cluster=testenv=" + peerURL,
+				"--unsafe-no-fsync=true",
+				"--quota-backend-bytes=8589934592",
+				"--log-level=warn",
+			},
+		}
+		e.etcds = append(e.etcds, p)
+		if err := p.start(opts.detached); err != nil {
+			return err
+		}
+		if err := waitHTTP(ctx, etcdURL+"/health", p); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.Log, "testenv: %s ready at %s\n", en, etcdURL)
+		etcdURLs[strings.TrimSuffix(en, "/etcd")] = etcdURL
 	}
-	if err := e.etcd.start(opts.detached); err != nil {
-		return err
+	etcdFor := func(cluster string) string {
+		if u, ok := etcdURLs[cluster]; ok {
+			return u
+		}
+		return etcdURLs["etcd"]
 	}
-	if err := waitHTTP(ctx, etcdURL+"/health", e.etcd); err != nil {
-		return err
-	}
-	fmt.Fprintf(opts.Log, "testenv: etcd ready at %s\n", etcdURL)
 
-	names := []string{"master"}
-	for i := 1; i <= opts.Remotes; i++ {
-		names = append(names, "remote-"+strconv.Itoa(i))
-	}
 	clusters := make([]*Cluster, len(names))
 	files := make([]map[string]string, len(names))
 	kwokPorts := make([]int, len(names))
@@ -177,7 +202,7 @@ func (e *Env) start(ctx context.Context, bin Binaries, opts Options) error {
 		}
 		kwokPorts[i] = next()
 		port, _ := strconv.Atoi(c.Server[len("https://127.0.0.1:"):])
-		c.apiserver = c.apiserverProcess(bin, e.Dir, etcdURL, port, files[i])
+		c.apiserver = c.apiserverProcess(bin, e.Dir, etcdFor(name), port, files[i])
 		if err := c.apiserver.start(opts.detached); err != nil {
 			return err
 		}
@@ -253,9 +278,7 @@ func (e *Env) processes() []*Process {
 			ps = append(ps, c.apiserver)
 		}
 	}
-	if e.etcd != nil {
-		ps = append(ps, e.etcd)
-	}
+	ps = append(ps, e.etcds...)
 	return ps
 }
 

@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/atoll-dev/atoll/reconcile"
+	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
 )
 
@@ -39,9 +36,9 @@ const (
 // and changes nothing; of two quick pushes the first is superseded; a
 // revert applies.
 func TestPullRequestWorkflow(t *testing.T) {
-	cleanNodes(t)
-	ns := namespace(t, "atoll-gitea-pr")
-	kubeconfigSecrets(t, ns)
+	fleettest.CleanNodes(t, master)
+	ns := fleettest.Namespace(t, master, "atoll-gitea-pr")
+	fleettest.KubeconfigSecrets(t, master, ns, env.Remotes)
 	r := newRepo(t, "fleet-pr")
 	c1 := r.commitFiles(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1")
 
@@ -54,27 +51,25 @@ func TestPullRequestWorkflow(t *testing.T) {
 	}
 	// Polling is off (1h): after the first fetch only the webhook fetches,
 	// so "two quick pushes" are seen together whatever the timing.
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	startAtoll(t, "run-gitea",
+	addr := fleettest.FreeAddr(t)
+	fleettest.StartAtoll(t, env, atollBin, "run-gitea",
 		"run", "--repo", r.URL(), "--ref", "main", "--path", "fleet", "--interval", "1h", "--allow-insecure-http",
 		"--git-username", gitea.AdminUser, "--git-password-file", passwordFile,
 		"--status-provider", "gitea", "--status-url", gitea.APIURL, "--status-token-file", tokenFile,
 		"--webhook-secret-file", webhookSecret, "--http-addr", addr,
 		"--kubeconfig", env.Master.Kubeconfig, "--namespace", ns, "--cache-dir", t.TempDir(),
 		"--node-ip", "127.0.0.1", "--drain-timeout", "1m", "--identity", "gitea-pr",
-		"--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s", "--log-level", "info",
-		"--kubelet-port", strconv.Itoa(freePort(t)), "--kubelet-client-ca-file", env.Master.CAFile,
-		"--kubelet-tls-cert-file", env.Master.KubeletServingCert, "--kubelet-tls-key-file", env.Master.KubeletServingKey)
+		"--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s", "--log-level", "info")
 	fetch := func() {
 		t.Helper()
 		testenv.WaitFor(t, 30*time.Second, "webhook accepted", func(ctx context.Context) (bool, error) {
-			code, err := postWebhook(ctx, "http://"+addr+"/hooks/git", "hook-s3cret")
+			code, err := fleettest.PostWebhook(ctx, "http://"+addr+"/hooks/git", "hook-s3cret")
 			return code == http.StatusAccepted, err
 		})
 	}
 
 	// 1. The fleet applies: the node Ready, success on the head.
-	testenv.WaitFor(t, 2*time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
+	testenv.WaitFor(t, 2*time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-1") })
 	s := r.waitStatus(c1, syncContext, "success", 2*time.Minute)
 	if !strings.Contains(s.Description, "1 node ready") {
 		t.Errorf("success description on %s = %q, want it to count 1 node ready", c1[:7], s.Description)
@@ -131,7 +126,7 @@ func TestPullRequestWorkflow(t *testing.T) {
 		t.Fatalf("main after the merge = %s, want the merge commit %s", head, merge)
 	}
 	fetch()
-	testenv.WaitFor(t, time.Minute, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	testenv.WaitFor(t, time.Minute, "remote-2 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-2") })
 	r.waitStatus(merge, syncContext, "success", time.Minute)
 
 	// 4. An invalid commit: failure naming file and line; nodes unchanged.
@@ -287,114 +282,10 @@ func userTaints(n *corev1.Node) []string {
 	return keys
 }
 
-func nodeReady(ctx context.Context, name string) (bool, error) {
-	n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue, nil
-		}
-	}
-	return false, nil
-}
-
 // secretCluster declares a Cluster whose credentials are the Secret
-// kubeconfigSecrets makes, with a NoSchedule taint per key.
+// fleettest.KubeconfigSecrets makes, with a NoSchedule taint per key.
 func secretCluster(name string, taints ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: atoll.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: %s\nspec:\n  credentials:\n    secretRef: {name: %s-kubeconfig}\n", name, name)
-	if len(taints) > 0 {
-		b.WriteString("  node:\n    taints:\n")
-		for _, t := range taints {
-			fmt.Fprintf(&b, "      - {key: %s, value: \"yes\", effect: NoSchedule}\n", t)
-		}
-	}
-	return b.String()
-}
-
-// kubeconfigSecrets creates a NAME-kubeconfig Secret in ns for every remote.
-func kubeconfigSecrets(t *testing.T, ns string) {
-	t.Helper()
-	for _, rc := range env.Remotes {
-		data, err := os.ReadFile(rc.Kubeconfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: rc.Name + "-kubeconfig", Namespace: ns},
-			Data: map[string][]byte{reconcile.DefaultSecretKey: data}}
-		if _, err := master.CoreV1().Secrets(ns).Create(testenv.Context(t), s, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// namespace creates a master namespace and deletes it when the test ends.
-func namespace(t *testing.T, prefix string) string {
-	t.Helper()
-	name := fmt.Sprintf("%s-%04d", prefix, rand.IntN(10000))
-	if _, err := master.CoreV1().Namespaces().Create(testenv.Context(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = master.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
-	})
-	return name
-}
-
-// cleanNodes removes every Atoll node from the master once the test's
-// Atoll process is gone (registered first, so it runs last).
-func cleanNodes(t *testing.T) {
-	t.Helper()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		l, err := master.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: reconcile.LabelCluster})
-		if err != nil {
-			t.Logf("list nodes: %v", err)
-			return
-		}
-		for _, n := range l.Items {
-			_ = master.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
-			_ = master.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, n.Name, metav1.DeleteOptions{})
-		}
-	})
-}
-
-// startAtoll starts atoll with args, output to a log file under the bed's
-// directory; the test's cleanup kills it and, on failure, logs the tail.
-func startAtoll(t *testing.T, name string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(env.Dir, "logs", "atoll-"+name+".log")
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(atollBin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start atoll: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-			t.Logf("atoll %s output (last 80 lines of %s):\n%s", name, logPath, strings.Join(lines[max(0, len(lines)-80):], "\n"))
-		}
-	})
+	return fleettest.ClusterYAML(name, "secret:"+fleettest.SecretName(name), taints...)
 }
 
 // tryAPI calls Gitea's API as the admin with a JSON body and returns the
@@ -412,29 +303,4 @@ func tryAPI(ctx context.Context, method, path, body string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// postWebhook posts a GitLab-style push event with token to url.
-func postWebhook(ctx context.Context, url, token string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"object_kind":"push"}`))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("X-Gitlab-Token", token)
-	req.Header.Set("X-Gitlab-Event", "Push Hook")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }

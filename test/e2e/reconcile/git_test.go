@@ -5,34 +5,17 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/atoll-dev/atoll/reconcile"
+	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
 )
-
-// kubeconfigSecrets creates remote-N-kubeconfig Secrets in ns.
-func kubeconfigSecrets(t *testing.T, ns string) {
-	t.Helper()
-	for name, path := range remoteKubeconfig {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-kubeconfig", Namespace: ns},
-			Data: map[string][]byte{reconcile.DefaultSecretKey: data}}
-		if _, err := master.CoreV1().Secrets(ns).Create(testenv.Context(t), s, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // runArgs are the flags of an `atoll run` replica following g, serving
 // HTTP on addr.
@@ -56,27 +39,27 @@ func waitOutcome(t *testing.T, ns, rev string, state reconcile.CommitState, time
 }
 
 func secretCluster(name string, taints ...string) string {
-	return clusterYAML(name, "secret:"+name+"-kubeconfig", taints...)
+	return fleettest.ClusterYAML(name, "secret:"+fleettest.SecretName(name), taints...)
 }
 
 // TestGit: `atoll run` following a repository served by git http-backend.
 func TestGit(t *testing.T) {
-	cleanNodes(t)
+	fleettest.CleanNodes(t, master)
 	ns := atollNamespace(t)
-	kubeconfigSecrets(t, ns)
+	fleettest.KubeconfigSecrets(t, master, ns, env.Remotes)
 	g := newGitRepo(t)
 	c1 := g.commit(map[string]string{"fleet/README.md": "fleet\n", "fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1")
-	startAtoll(t, "run-git", runArgs(t, g, ns, "git-a", freeAddr(t))...)
-	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
+	fleettest.StartAtoll(t, env, atollBin, "run-git", runArgs(t, g, ns, "git-a", fleettest.FreeAddr(t))...)
+	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-1") })
 	waitOutcome(t, ns, c1, reconcile.StateSuccess, 30*time.Second)
 
 	// Push adding a cluster: its node appears.
 	c2 := g.commit(map[string]string{"fleet/remote-2.yaml": secretCluster("remote-2")}, "add remote-2")
-	testenv.WaitFor(t, time.Minute, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	testenv.WaitFor(t, time.Minute, "remote-2 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-2") })
 	if st := waitOutcome(t, ns, c2, reconcile.StateSuccess, 30*time.Second); !strings.Contains(st.Description, "2 nodes ready") {
 		t.Errorf("description = %q", st.Description)
 	}
-	app := namespace(t, "e2e-git-app")
+	app := fleettest.Namespace(t, master, "e2e-git-app")
 	deployment(t, app, "web", 2, "remote-2")
 	testenv.WaitFor(t, time.Minute, "2 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
@@ -87,7 +70,7 @@ func TestGit(t *testing.T) {
 	g.git("revert", "--no-edit", "HEAD")
 	g.push()
 	c3 := g.git("rev-parse", "HEAD")
-	testenv.WaitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
+	testenv.WaitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return fleettest.NodeGone(ctx, master, "remote-2") })
 	testenv.WaitFor(t, time.Minute, "2 pods Running on remote-1", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		return err == nil && len(pods) == 2 && allOn(pods, "remote-1"), err
@@ -98,7 +81,7 @@ func TestGit(t *testing.T) {
 	g.git("revert", "--no-edit", "HEAD")
 	g.push()
 	c4 := g.git("rev-parse", "HEAD")
-	testenv.WaitFor(t, time.Minute, "remote-2 Ready again", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	testenv.WaitFor(t, time.Minute, "remote-2 Ready again", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-2") })
 	waitOutcome(t, ns, c4, reconcile.StateSuccess, 30*time.Second)
 
 	// A commit removing every cluster is refused by the breaker.
@@ -141,19 +124,19 @@ func TestGit(t *testing.T) {
 // TestLeaderElection: two replicas, one leader runs nodes; kill it and the
 // other takes over.
 func TestLeaderElection(t *testing.T) {
-	cleanNodes(t)
+	fleettest.CleanNodes(t, master)
 	ns := atollNamespace(t)
-	kubeconfigSecrets(t, ns)
+	fleettest.KubeconfigSecrets(t, master, ns, env.Remotes)
 	g := newGitRepo(t)
 	g.commit(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1")
 	secret := filepath.Join(t.TempDir(), "webhook-secret")
 	writeFile(t, secret, "s3cret\n")
 	// Polling is off (1h): after the first fetch, only the webhook fetches.
-	addrs := map[string]string{"a": freeAddr(t), "b": freeAddr(t)}
-	replicas := map[string]*atollProcess{}
+	addrs := map[string]string{"a": fleettest.FreeAddr(t), "b": fleettest.FreeAddr(t)}
+	replicas := map[string]*fleettest.Atoll{}
 	for _, id := range []string{"a", "b"} {
 		args := runArgs(t, g, ns, id, addrs[id], "--interval", "1h", "--webhook-secret-file", secret)
-		replicas[id] = startAtoll(t, "leader-"+id, args...)
+		replicas[id] = fleettest.StartAtoll(t, env, atollBin, "leader-"+id, args...)
 	}
 	holder := func(ctx context.Context) (string, error) {
 		l, err := master.CoordinationV1().Leases(ns).Get(ctx, "atoll", metav1.GetOptions{})
@@ -169,8 +152,8 @@ func TestLeaderElection(t *testing.T) {
 		return h == "a" || h == "b", err
 	})
 	other := map[string]string{"a": "b", "b": "a"}[leader]
-	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
-	if out := replicas[other].output(); strings.Contains(out, "virtual node added") || !strings.Contains(out, "standing by") {
+	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-1") })
+	if out := replicas[other].Output(); strings.Contains(out, "virtual node added") || !strings.Contains(out, "standing by") {
 		t.Errorf("replica %s (not leader) ran nodes or did not stand by:\n%s", other, out)
 	}
 	testenv.WaitFor(t, 30*time.Second, "/readyz of both", func(ctx context.Context) (bool, error) {
@@ -186,17 +169,17 @@ func TestLeaderElection(t *testing.T) {
 	}
 
 	// Kill the leader: the other takes over and runs the nodes.
-	replicas[leader].kill()
+	replicas[leader].Kill()
 	testenv.WaitFor(t, time.Minute, "replica "+other+" to lead", func(ctx context.Context) (bool, error) {
 		h, err := holder(ctx)
 		return h == other, err
 	})
 	rev := g.commit(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1", "after-failover")}, "taint remote-1")
 	// The push webhook makes the new leader fetch at once.
-	if code, err := postWebhook(testenv.Context(t), "http://"+addrs[other]+"/hooks/git", "wrong"); err != nil || code != http.StatusUnauthorized {
+	if code, err := fleettest.PostWebhook(testenv.Context(t), "http://"+addrs[other]+"/hooks/git", "wrong"); err != nil || code != http.StatusUnauthorized {
 		t.Errorf("webhook with a wrong token = %d, %v; want 401", code, err)
 	}
-	if code, err := postWebhook(testenv.Context(t), "http://"+addrs[other]+"/hooks/git", "s3cret"); err != nil || code != http.StatusAccepted {
+	if code, err := fleettest.PostWebhook(testenv.Context(t), "http://"+addrs[other]+"/hooks/git", "s3cret"); err != nil || code != http.StatusAccepted {
 		t.Fatalf("webhook = %d, %v; want 202", code, err)
 	}
 	testenv.WaitFor(t, time.Minute, "the new leader to apply a taint", func(ctx context.Context) (bool, error) {
@@ -232,20 +215,4 @@ func httpGet(ctx context.Context, url string) (string, error) {
 		return string(b), errors.New(resp.Status)
 	}
 	return string(b), err
-}
-
-// postWebhook sends a GitLab-style push notification with token.
-func postWebhook(ctx context.Context, url, token string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"object_kind":"push"}`))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("X-Gitlab-Token", token)
-	req.Header.Set("X-Gitlab-Event", "Push Hook")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }

@@ -17,16 +17,17 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/atoll-dev/atoll/reconcile"
+	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
 )
 
 // TestWatch: `atoll watch` on a directory — add a Cluster file, change a
 // taint, break the YAML, delete the file.
 func TestWatch(t *testing.T) {
-	cleanNodes(t)
+	fleettest.CleanNodes(t, master)
 	ns := atollNamespace(t)
 	dir := t.TempDir()
-	p := startAtoll(t, "watch", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+	p := fleettest.StartAtoll(t, env, atollBin, "watch", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--drain-timeout", "2m", "--log-level", "info")
 	// Started: the first pass (an empty directory, refused as declaring
 	// no cluster) is stored.
@@ -37,15 +38,15 @@ func TestWatch(t *testing.T) {
 
 	// Add a Cluster file: the node is Ready within 5 s.
 	start := time.Now()
-	writeFile(t, filepath.Join(dir, "remote-1.yaml"), clusterYAML("remote-1", remoteKubeconfig["remote-1"]))
-	testenv.WaitFor(t, 5*time.Second, "remote-1 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-1") })
+	writeFile(t, filepath.Join(dir, "remote-1.yaml"), fleettest.ClusterYAML("remote-1", remoteKubeconfig["remote-1"]))
+	testenv.WaitFor(t, 5*time.Second, "remote-1 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-1") })
 	t.Logf("remote-1 Ready %s after its file was written", time.Since(start).Round(10*time.Millisecond))
-	writeFile(t, filepath.Join(dir, "remote-2.yaml"), clusterYAML("remote-2", remoteKubeconfig["remote-2"]))
-	testenv.WaitFor(t, 30*time.Second, "remote-2 Ready", func(ctx context.Context) (bool, error) { return nodeReady(ctx, "remote-2") })
+	writeFile(t, filepath.Join(dir, "remote-2.yaml"), fleettest.ClusterYAML("remote-2", remoteKubeconfig["remote-2"]))
+	testenv.WaitFor(t, 30*time.Second, "remote-2 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-2") })
 
 	// Pods, some on remote-2 (it is preferred; the scheduler's default
 	// spreading may still put some on remote-1).
-	app := namespace(t, "e2e-watch-app")
+	app := fleettest.Namespace(t, master, "e2e-watch-app")
 	deployment(t, app, "web", 3, "remote-2")
 	var before map[string]string
 	testenv.WaitFor(t, time.Minute, "3 pods Running, some on remote-2", func(ctx context.Context) (bool, error) {
@@ -90,7 +91,7 @@ func TestWatch(t *testing.T) {
 	}
 
 	// Change a taint: the node is updated, the pods are untouched.
-	writeFile(t, filepath.Join(dir, "remote-2.yaml"), clusterYAML("remote-2", remoteKubeconfig["remote-2"], "dedicated"))
+	writeFile(t, filepath.Join(dir, "remote-2.yaml"), fleettest.ClusterYAML("remote-2", remoteKubeconfig["remote-2"], "dedicated"))
 	testenv.WaitFor(t, 30*time.Second, "taint on remote-2", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, "remote-2", metav1.GetOptions{})
 		if err != nil {
@@ -103,7 +104,7 @@ func TestWatch(t *testing.T) {
 		}
 		return false, nil
 	})
-	if ok, _ := nodeReady(testenv.Context(t), "remote-2"); !ok {
+	if ok, _ := fleettest.NodeReady(testenv.Context(t), master, "remote-2"); !ok {
 		t.Errorf("remote-2 not Ready after the taint change")
 	}
 	after, err := runningPods(testenv.Context(t), app, "web")
@@ -112,7 +113,7 @@ func TestWatch(t *testing.T) {
 	}
 
 	// Invalid YAML: nothing changes, and the error names file and line.
-	bad := clusterYAML("remote-2", remoteKubeconfig["remote-2"]) + "  bogus: true\n"
+	bad := fleettest.ClusterYAML("remote-2", remoteKubeconfig["remote-2"]) + "  bogus: true\n"
 	writeFile(t, filepath.Join(dir, "remote-2.yaml"), bad)
 	badLine := strings.Count(bad, "\n")
 	want := regexp.MustCompile(`remote-2\.yaml:` + fmt.Sprint(badLine) + `\b`)
@@ -122,7 +123,7 @@ func TestWatch(t *testing.T) {
 		st, err = reconcile.ReadStatus(ctx, master, ns)
 		return err == nil && st.State == reconcile.StateFailure && want.MatchString(st.Error), err
 	})
-	if !want.MatchString(p.output()) {
+	if !want.MatchString(p.Output()) {
 		t.Errorf("atoll watch did not print the error with file and line %s", want)
 	}
 	n, err := master.CoreV1().Nodes().Get(testenv.Context(t), "remote-2", metav1.GetOptions{})
@@ -149,7 +150,7 @@ func TestWatch(t *testing.T) {
 		cordoned <- seen
 	}()
 	deleteFile(t, filepath.Join(dir, "remote-2.yaml"))
-	testenv.WaitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return nodeGone(ctx, "remote-2") })
+	testenv.WaitFor(t, 2*time.Minute, "remote-2 gone", func(ctx context.Context) (bool, error) { return fleettest.NodeGone(ctx, master, "remote-2") })
 	testenv.WaitFor(t, 2*time.Minute, "3 pods Running on remote-1", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		return err == nil && len(pods) == 3 && allOn(pods, "remote-1"), err
@@ -158,10 +159,10 @@ func TestWatch(t *testing.T) {
 	if !<-cordoned {
 		t.Errorf("remote-2 was not cordoned before it went")
 	}
-	if !strings.Contains(p.output(), "draining remote-2") {
+	if !strings.Contains(p.Output(), "draining remote-2") {
 		t.Errorf("atoll watch showed no drain progress")
 	}
-	if ok, _ := nodeReady(testenv.Context(t), "remote-1"); !ok {
+	if ok, _ := fleettest.NodeReady(testenv.Context(t), master, "remote-1"); !ok {
 		t.Errorf("remote-1 not Ready at the end")
 	}
 }

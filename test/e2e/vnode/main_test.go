@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
 	"github.com/atoll-dev/atoll/vnode"
 )
@@ -142,15 +142,6 @@ func waitNodeReady(ctx context.Context, name string, timeout time.Duration) erro
 		if err != nil {
 			return false, nil
 		}
-		return nodeReady(n), nil
+		return fleettest.IsNodeReady(n), nil
 	})
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
 	"github.com/atoll-dev/atoll/vnode"
 )
@@ -54,8 +55,8 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 			return false, err
 		}
 		cpu := n.Status.Allocatable.Cpu()
-		ok := nodeReady(n) && n.Labels["tier"] == "bronze" && len(n.Spec.Taints) > 0 && n.Spec.Taints[0].Key == "atoll.dev/e2e" && cpu.Cmp(resource.MustParse("10")) == 0
-		return ok, fmt.Errorf("ready=%v labels=%v taints=%v cpu=%s", nodeReady(n), n.Labels, n.Spec.Taints, cpu)
+		ok := fleettest.IsNodeReady(n) && n.Labels["tier"] == "bronze" && len(n.Spec.Taints) > 0 && n.Spec.Taints[0].Key == "atoll.dev/e2e" && cpu.Cmp(resource.MustParse("10")) == 0
+		return ok, fmt.Errorf("ready=%v labels=%v taints=%v cpu=%s", fleettest.IsNodeReady(n), n.Labels, n.Spec.Taints, cpu)
 	})
 	h := m.Health()
 	if len(h) != 1 || h[0].Name != name || !h[0].Ready {

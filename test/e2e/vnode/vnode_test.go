@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
+	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
 	"github.com/atoll-dev/atoll/vnode"
 )
@@ -35,8 +36,8 @@ func waitFullCapacity(t *testing.T) {
 			if err != nil {
 				return false, err
 			}
-			if cpu := n.Status.Allocatable.Cpu(); !nodeReady(n) || cpu.Cmp(resource.MustParse("96")) != 0 {
-				return false, fmt.Errorf("node %s: ready=%v allocatable cpu=%s", name, nodeReady(n), cpu)
+			if cpu := n.Status.Allocatable.Cpu(); !fleettest.IsNodeReady(n) || cpu.Cmp(resource.MustParse("96")) != 0 {
+				return false, fmt.Errorf("node %s: ready=%v allocatable cpu=%s", name, fleettest.IsNodeReady(n), cpu)
 			}
 		}
 		return true, nil
@@ -530,7 +531,7 @@ func TestRemoteUnreachable(t *testing.T) {
 	})
 	testenv.WaitFor(t, 40*time.Second, "node NotReady", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		return err == nil && !nodeReady(n), err
+		return err == nil && !fleettest.IsNodeReady(n), err
 	})
 	t.Logf("node NotReady %s after the remote apiserver began to stop", time.Since(stopped).Round(time.Second))
 	testenv.WaitFor(t, 2*time.Minute, "the non-tolerating pod evicted from the master", func(ctx context.Context) (bool, error) {

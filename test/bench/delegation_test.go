@@ -1,0 +1,256 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/atoll-dev/atoll/test/fleettest"
+)
+
+// benchLabel marks the bench's pods.
+const benchLabel = "atoll.dev/bench"
+
+// createWorkers is how many pods are created at once, Atoll's own number of
+// workers per virtual node.
+const createWorkers = 32
+
+// benchPod is the pod the bench creates: one container, no requests;
+// nodeName binds it (empty: the cluster's scheduler places it).
+func benchPod(ns, name, nodeName string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{benchLabel: "true", "app": "bench"}},
+		Spec: corev1.PodSpec{
+			NodeName:   nodeName,
+			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}},
+		},
+	}
+}
+
+func podName(i int) string { return fmt.Sprintf("pod-%05d", i) }
+
+// createPods creates pods podName(from) .. podName(to-1) in ns with
+// createWorkers at a time.
+func createPods(ctx context.Context, client kubernetes.Interface, ns string, from, to int, nodeName string) error {
+	idx := make(chan int)
+	errs := make(chan error, createWorkers)
+	var wg sync.WaitGroup
+	for range createWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				err := withTimeout(ctx, 30*time.Second, func(ctx context.Context) error {
+					_, err := client.CoreV1().Pods(ns).Create(ctx, benchPod(ns, podName(i), nodeName), metav1.CreateOptions{})
+					return err
+				})
+				if err != nil && !apierrors.IsAlreadyExists(err) {
+					errs <- fmt.Errorf("create pod %s/%s: %w", ns, podName(i), err)
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(idx)
+		for i := from; i < to; i++ {
+			select {
+			case idx <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func withTimeout(ctx context.Context, d time.Duration, call func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return call(cctx)
+}
+
+// podWatch is an informer on one namespace's bench pods. Each add or update
+// is handed to the handlers with the time it arrived.
+type podWatch struct {
+	inf    cache.SharedIndexInformer
+	cancel context.CancelFunc
+}
+
+func watchPods(ctx context.Context, client kubernetes.Interface, ns string, handle func(p *corev1.Pod, at time.Time)) (*podWatch, error) {
+	lw := cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "pods", ns, func(o *metav1.ListOptions) {
+		o.LabelSelector = benchLabel + "=true"
+	})
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	on := func(obj any) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			handle(p, time.Now())
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, n any) { on(n) }}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go inf.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		cancel()
+		return nil, fmt.Errorf("watch pods in %s: cache did not sync", ns)
+	}
+	return &podWatch{inf: inf, cancel: cancel}, nil
+}
+
+func (w *podWatch) stop() { w.cancel() }
+
+// timeRunning creates pods [from, to) in ns and returns the time from the
+// first create until all of them are seen Running.
+func timeRunning(ctx context.Context, client kubernetes.Interface, ns string, from, to int, nodeName string, timeout time.Duration) (time.Duration, error) {
+	var mu sync.Mutex
+	running := map[string]bool{}
+	all := make(chan time.Time, 1)
+	want := map[string]bool{}
+	for i := from; i < to; i++ {
+		want[podName(i)] = true
+	}
+	w, err := watchPods(ctx, client, ns, func(p *corev1.Pod, at time.Time) {
+		if p.Status.Phase != corev1.PodRunning || !want[p.Name] {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if running[p.Name] {
+			return
+		}
+		running[p.Name] = true
+		if len(running) == len(want) {
+			all <- at
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer w.stop()
+	start := time.Now()
+	if err := createPods(ctx, client, ns, from, to, nodeName); err != nil {
+		return 0, err
+	}
+	select {
+	case at := <-all:
+		return at.Sub(start), nil
+	case <-time.After(timeout):
+		mu.Lock()
+		defer mu.Unlock()
+		return 0, fmt.Errorf("%d of %d pods in %s Running after %s", len(running), len(want), ns, timeout)
+	}
+}
+
+// waitServiceAccount waits until ns has its default service account, which
+// pod admission needs.
+func waitServiceAccount(ctx context.Context, client kubernetes.Interface, ns string) error {
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+}
+
+// delegation times N pods to Running created directly in the first remote
+// (the baseline), then N pods bound to the virtual node in the master:
+// first with master and remote on CPUs of their own (pinSides), which is
+// the figure, then sharing every CPU, as they do here otherwise. Each side
+// gets one warm-up pod first, so namespaces and service accounts exist
+// before the clock starts. It returns the master namespace, which keeps the
+// delegated pods, and their number.
+func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
+	n := *flagPods
+	ns := fleettest.Namespace(bn.b, bn.master, "bench")
+	if err := waitServiceAccount(ctx, bn.master, ns); err != nil {
+		bn.b.Fatal(err)
+	}
+	// The warm-up pod is the last of the footprint run's pods.
+	if _, err := timeRunning(ctx, bn.master, ns, *flagFootprintPods-1, *flagFootprintPods, "bench", 2*time.Minute); err != nil {
+		bn.b.Fatalf("warm-up pod through Atoll: %v\n%s", err, tail(a.p.Output(), 40))
+	}
+
+	unpin, err := bn.pinSides(a)
+	if err != nil {
+		bn.b.Fatal(err)
+	}
+	direct := bn.direct(ctx, a, "direct")
+	// The profile covers the first part of the run.
+	stopProfile := bn.cpuProfile(ctx, a, "cpu-delegation.pprof", 10*time.Second)
+	delegated := bn.delegated(ctx, a, "delegated", ns, 0, n)
+	stopProfile()
+	unpin()
+	bn.res.Add("direct_s", fmt.Sprintf("%d pods created in the remote -> all Running there (baseline; remote on CPUs of its own)", n), direct.Seconds(), "s")
+	bn.res.Add("delegation_s", fmt.Sprintf("%d pods bound to the virtual node -> all Running in the master (master and Atoll on CPU 0)", n), delegated.Seconds(), "s")
+	bn.res.AddTarget("delegation_ratio", "delegated / direct, master and remote on separate CPUs", delegated.Seconds()/direct.Seconds(), "", AtMost, 1.15)
+
+	direct = bn.direct(ctx, a, "direct, shared")
+	delegated = bn.delegated(ctx, a, "delegated, shared", ns, n, 2*n)
+	bn.res.Add("direct_shared_s", fmt.Sprintf("%d pods direct, every process on every CPU", n), direct.Seconds(), "s")
+	bn.res.Add("delegation_shared_s", fmt.Sprintf("%d pods delegated, every process on every CPU", n), delegated.Seconds(), "s")
+	bn.res.Add("delegation_shared_ratio", "delegated / direct, sharing the CPUs (the master's own work competes with the remote)", delegated.Seconds()/direct.Seconds(), "")
+	return ns, 2 * n
+}
+
+// direct times -pods pods created in the first remote, in a namespace of
+// their own, to Running there; they are deleted before it returns.
+func (bn *bench) direct(ctx context.Context, a *atollRun, phase string) time.Duration {
+	n, remote := *flagPods, bn.remotes[0]
+	const ns = "bench-direct"
+	if _, err := remote.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		bn.b.Fatal(err)
+	}
+	if err := waitServiceAccount(ctx, remote, ns); err != nil {
+		bn.b.Fatal(err)
+	}
+	if _, err := timeRunning(ctx, remote, ns, n, n+1, "", time.Minute); err != nil {
+		bn.b.Fatalf("warm-up pod in the remote: %v", err)
+	}
+	var took time.Duration
+	var err error
+	bn.measureCPU(a, phase, func() {
+		bn.measureRequests(ctx, phase, n, func() { took, err = timeRunning(ctx, remote, ns, 0, n, "", 15*time.Minute) })
+	})
+	if err != nil {
+		bn.b.Fatalf("%s: %v", phase, err)
+	}
+	// The baseline's pods go before Atoll's come.
+	if err := remote.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		bn.b.Fatal(err)
+	}
+	zero := int64(0)
+	if err := remote.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil {
+		bn.b.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := remote.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	}); err != nil {
+		bn.b.Fatalf("delete the baseline's namespace: %v", err)
+	}
+	return took
+}
+
+// delegated times pods [from, to) bound to the virtual node in the master
+// namespace ns to Running there.
+func (bn *bench) delegated(ctx context.Context, a *atollRun, phase, ns string, from, to int) time.Duration {
+	var took time.Duration
+	var err error
+	bn.measureCPU(a, phase, func() {
+		bn.measureRequests(ctx, phase, to-from, func() { took, err = timeRunning(ctx, bn.master, ns, from, to, "bench", 15*time.Minute) })
+	})
+	if err != nil {
+		bn.b.Fatalf("%s: %v\n%s", phase, err, tail(a.p.Output(), 40))
+	}
+	return took
+}

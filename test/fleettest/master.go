@@ -1,0 +1,157 @@
+package fleettest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/atoll-dev/atoll/reconcile"
+	"github.com/atoll-dev/atoll/test/testenv"
+)
+
+// Namespace creates a master namespace named prefix plus a random suffix
+// (at most 63 characters) and deletes it when the test ends.
+func Namespace(t testing.TB, master kubernetes.Interface, prefix string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s-%04d", prefix, rand.IntN(10000))
+	if len(name) > 63 {
+		name = strings.Trim(name[len(name)-63:], "-")
+	}
+	if _, err := master.CoreV1().Namespaces().Create(testenv.Context(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = master.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+	})
+	return name
+}
+
+// SecretName is the name of the kubeconfig Secret KubeconfigSecrets makes
+// for a remote.
+func SecretName(remote string) string { return remote + "-kubeconfig" }
+
+// KubeconfigSecrets creates a SecretName(remote) Secret in ns for every
+// remote, holding its admin kubeconfig under reconcile.DefaultSecretKey.
+func KubeconfigSecrets(t testing.TB, master kubernetes.Interface, ns string, remotes []*testenv.Cluster) {
+	t.Helper()
+	for _, rc := range remotes {
+		data, err := os.ReadFile(rc.Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(rc.Name), Namespace: ns},
+			Data: map[string][]byte{reconcile.DefaultSecretKey: data}}
+		if _, err := master.CoreV1().Secrets(ns).Create(testenv.Context(t), s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ClusterYAML declares a Cluster named name; cred is a kubeconfig path
+// (watch mode) or "secret:NAME". Each taint key becomes a NoSchedule taint
+// with value "yes".
+func ClusterYAML(name, cred string, taints ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: atoll.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: %s\nspec:\n  credentials:\n", name)
+	if s, ok := strings.CutPrefix(cred, "secret:"); ok {
+		fmt.Fprintf(&b, "    secretRef: {name: %s}\n", s)
+	} else {
+		fmt.Fprintf(&b, "    path: %s\n", cred)
+	}
+	if len(taints) > 0 {
+		b.WriteString("  node:\n    taints:\n")
+		for _, t := range taints {
+			fmt.Fprintf(&b, "      - {key: %s, value: \"yes\", effect: NoSchedule}\n", t)
+		}
+	}
+	return b.String()
+}
+
+// CleanNodes removes every Atoll node and its Lease from the master when
+// the test ends. Register it before starting Atoll processes, so that it
+// runs after their cleanup has stopped them.
+func CleanNodes(t testing.TB, master kubernetes.Interface) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := DeleteNodes(ctx, master); err != nil {
+			t.Logf("clean nodes: %v", err)
+		}
+	})
+}
+
+// DeleteNodes deletes every Atoll node and its Lease from the master and
+// waits until they are gone.
+func DeleteNodes(ctx context.Context, master kubernetes.Interface) error {
+	list, err := master.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: reconcile.LabelCluster})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range list.Items {
+		_ = master.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
+		_ = master.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, n.Name, metav1.DeleteOptions{})
+	}
+	return wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		l, err := master.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: reconcile.LabelCluster})
+		return err == nil && len(l.Items) == 0, nil
+	})
+}
+
+// NodeReady reports whether the master's node name is Ready.
+func NodeReady(ctx context.Context, master kubernetes.Interface, name string) (bool, error) {
+	n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, err
+	}
+	return IsNodeReady(n), nil
+}
+
+// IsNodeReady reports whether a Node's Ready condition is True.
+func IsNodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// NodeGone reports whether the master has no node name.
+func NodeGone(ctx context.Context, master kubernetes.Interface, name string) (bool, error) {
+	_, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	return false, err
+}
+
+// PostWebhook posts a GitLab-style push event with token to url and returns
+// the status code.
+func PostWebhook(ctx context.Context, url, token string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"object_kind":"push"}`))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Gitlab-Token", token)
+	req.Header.Set("X-Gitlab-Event", "Push Hook")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
