@@ -28,7 +28,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
 	"github.com/atoll-dev/atoll/vnode"
 	"github.com/atoll-dev/atoll/vnode/kubeletapi"
@@ -67,7 +69,17 @@ func setup(ctx context.Context, e *testenv.Env) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(vnode.NodeSpec{Name: nodeName, Remote: env.Remotes[0].Config}); err != nil {
+	// The node reaches the remote with exactly the rights deploy/remote
+	// grants, so logs, exec, attach and port-forward prove that role too.
+	kc, err := fleettest.RemoteIdentity(ctx, env.Remotes[0], env.Dir, 2*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	remote, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(vnode.NodeSpec{Name: nodeName, Remote: remote}); err != nil {
 		return nil, err
 	}
 	// The master apiserver verifies kubelet serving certificates against its

@@ -72,7 +72,14 @@ func setup(ctx context.Context, e *testenv.Env) (func(), error) {
 		if err != nil {
 			return teardown, err
 		}
-		p := &nodeProcess{name: r.Name, remoteKubeconfig: r.Kubeconfig, metricsAddr: fmt.Sprintf("127.0.0.1:%d", port), kubeletPort: kubeletPort}
+		// Each node reaches its remote with exactly the rights
+		// deploy/remote grants: a verb Atoll needs and the role lacks fails
+		// the suite.
+		kc, err := fleettest.RemoteIdentity(ctx, r, env.Dir, 2*time.Hour)
+		if err != nil {
+			return teardown, err
+		}
+		p := &nodeProcess{name: r.Name, remoteKubeconfig: kc, metricsAddr: fmt.Sprintf("127.0.0.1:%d", port), kubeletPort: kubeletPort}
 		if err := p.start(); err != nil {
 			return teardown, err
 		}
