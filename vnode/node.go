@@ -110,7 +110,9 @@ type NodeHealth struct {
 	Reason string
 	// DelegatedPods is the number of remote pods this node manages.
 	DelegatedPods int
-	// LastError is the last error seen, with its kind; empty if none.
+	// LastError is the last error of the past ErrorRetention, with its
+	// kind; empty if none. Conflicts on the node's own status write, which
+	// the next pass redoes, are not errors.
 	LastError     string
 	LastErrorTime time.Time
 }
@@ -424,7 +426,11 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 		v.health.Ready, v.health.Reason, v.health.DelegatedPods = st.Ready, st.Reason, delegated
 		v.healthMu.Unlock()
 
-		if written, err := v.syncNode(ctx, spec, st, time.Since(lastStatus) >= time.Minute); err != nil {
+		if written, err := v.syncNode(ctx, spec, st, time.Since(lastStatus) >= time.Minute); apierrors.IsConflict(err) {
+			// Our cache was behind the Node: the next pass, at most
+			// PingInterval away, writes from a fresh copy.
+			v.log.Debug("sync node: conflict; retried next pass", "err", err)
+		} else if err != nil {
 			v.recordError("node", err)
 			v.log.Warn("sync node", "err", err)
 		} else if written {

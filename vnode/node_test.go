@@ -1,6 +1,7 @@
 package vnode
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -196,4 +197,33 @@ func TestNodeSpecValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHealthForgetsOldErrors: an error shows in Health until it is
+// ErrorRetention old without recurring.
+func TestHealthForgetsOldErrors(t *testing.T) {
+	v := &VirtualNode{name: "n", metrics: mustMetrics(t)}
+	v.recordError("create", errors.New("quota exceeded"))
+	if h := v.Health(); h.LastError != "create: quota exceeded" {
+		t.Fatalf("fresh error: LastError = %q", h.LastError)
+	}
+	v.healthMu.Lock()
+	v.health.LastErrorTime = time.Now().Add(-ErrorRetention - time.Second)
+	v.healthMu.Unlock()
+	if h := v.Health(); h.LastError != "" || !h.LastErrorTime.IsZero() {
+		t.Errorf("error older than ErrorRetention still reported: %+v", h)
+	}
+	v.recordError("create", errors.New("quota exceeded again"))
+	if h := v.Health(); h.LastError != "create: quota exceeded again" {
+		t.Errorf("recurring error: LastError = %q", h.LastError)
+	}
+}
+
+func mustMetrics(t *testing.T) *nodeMetrics {
+	t.Helper()
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -238,11 +238,18 @@ func (v *VirtualNode) Err() error {
 	return v.err
 }
 
+// ErrorRetention is how long NodeHealth keeps an error that did not recur:
+// `atoll status` shows what is wrong now, not what went wrong once.
+const ErrorRetention = 5 * time.Minute
+
 // Health returns the node's current health.
 func (v *VirtualNode) Health() NodeHealth {
 	v.healthMu.Lock()
 	defer v.healthMu.Unlock()
 	h := v.health
+	if !h.LastErrorTime.IsZero() && time.Since(h.LastErrorTime) > ErrorRetention {
+		h.LastError, h.LastErrorTime = "", time.Time{}
+	}
 	return h
 }
 
