@@ -153,8 +153,13 @@ func TestLeaderElection(t *testing.T) {
 	})
 	other := map[string]string{"a": "b", "b": "a"}[leader]
 	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-1") })
-	if out := replicas[other].Output(); strings.Contains(out, "virtual node added") || !strings.Contains(out, "standing by") {
-		t.Errorf("replica %s (not leader) ran nodes or did not stand by:\n%s", other, out)
+	// The other replica says it stands by once it has read the Lease (at
+	// most a retry period after it started), and never runs nodes.
+	testenv.WaitFor(t, 30*time.Second, "replica "+other+" to stand by", func(context.Context) (bool, error) {
+		return strings.Contains(replicas[other].Output(), "standing by"), nil
+	})
+	if out := replicas[other].Output(); strings.Contains(out, "virtual node added") {
+		t.Errorf("replica %s (not leader) ran nodes:\n%s", other, out)
 	}
 	testenv.WaitFor(t, 30*time.Second, "/readyz of both", func(ctx context.Context) (bool, error) {
 		l, err := httpGet(ctx, "http://"+addrs[leader]+"/readyz")
