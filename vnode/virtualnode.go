@@ -343,7 +343,7 @@ func dropManagedFields(obj any) (any, error) {
 // leanRemotePod is the transform of the remote informers of owned objects:
 // managed fields go, and a pod keeps of its spec only what the sync reads —
 // the containers' names and images, activeDeadlineSeconds, nodeName. The
-// full spec is the master pod's; with 10,000 pods this halves the cache.
+// full spec is the master pod's (test/bench/RESULTS.md has what it saves).
 func leanRemotePod(obj any) (any, error) {
 	obj, err := dropManagedFields(obj)
 	if p, ok := obj.(*corev1.Pod); ok && err == nil {

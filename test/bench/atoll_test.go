@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -134,7 +133,7 @@ func (bn *bench) idleNodes(ctx context.Context, r *fleetRepo) {
 	a := bn.startAtollRun(r, "idle", "idle")
 	start := time.Now()
 	if err := bn.waitNodes(ctx, names, 5*time.Minute); err != nil {
-		bn.b.Fatalf("%v\n%s", err, tail(a.p.Output(), 40))
+		bn.b.Fatal(err)
 	}
 	bn.res.Add("idle_nodes_ready_s", fmt.Sprintf("%d virtual nodes Ready after start", n), time.Since(start).Seconds(), "s")
 	s, err := Sample(ctx, a.p.Pid(), *flagWindow)
@@ -166,7 +165,7 @@ func (bn *bench) startRun(ctx context.Context, r *fleetRepo) *atollRun {
 		return fleettest.IsNodeReady(n) && n.Status.Allocatable.Pods().Value() >= int64(*flagFootprintPods), nil
 	})
 	if err != nil {
-		bn.b.Fatalf("virtual node bench not Ready with room for %d pods: %v\n%s", *flagFootprintPods, err, tail(a.p.Output(), 40))
+		bn.b.Fatalf("virtual node bench not Ready with room for %d pods: %v", *flagFootprintPods, err)
 	}
 	return a
 }
@@ -192,7 +191,7 @@ func (bn *bench) commitToReady(ctx context.Context, r *fleetRepo, a *atollRun) {
 		case at := <-ready:
 			samples = append(samples, at.Sub(pushed))
 		case <-time.After(2 * time.Minute):
-			bn.b.Fatalf("virtual node %s not Ready 2 minutes after its commit\n%s", name, tail(a.p.Output(), 40))
+			bn.b.Fatalf("virtual node %s not Ready 2 minutes after its commit", name)
 		}
 	}
 	bn.res.AddTarget("commit_to_ready_s", fmt.Sprintf("commit pushed -> virtual node Ready via webhook, median of %d", adds),
@@ -211,7 +210,7 @@ func (bn *bench) commitToReady(ctx context.Context, r *fleetRepo, a *atollRun) {
 		if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 			return fleettest.NodeGone(ctx, bn.master, n)
 		}); err != nil {
-			bn.b.Fatalf("virtual node %s not removed: %v\n%s", n, err, tail(a.p.Output(), 40))
+			bn.b.Fatalf("virtual node %s not removed: %v", n, err)
 		}
 	}
 
@@ -267,9 +266,4 @@ func watchNodeReady(ctx context.Context, master kubernetes.Interface, name strin
 	go func() { cache.WaitForCacheSync(ctx.Done(), inf.HasSynced); close(synced) }()
 	<-synced
 	return out
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/atoll-dev/atoll/test/fleettest"
+	"github.com/atoll-dev/atoll/vnode"
 )
 
 // benchLabel marks the bench's pods.
@@ -21,7 +22,7 @@ const benchLabel = "atoll.dev/bench"
 
 // createWorkers is how many pods are created at once, Atoll's own number of
 // workers per virtual node.
-const createWorkers = 32
+const createWorkers = vnode.DefaultWorkers
 
 // benchPod is the pod the bench creates: one container, no requests;
 // nodeName binds it (empty: the cluster's scheduler places it).
@@ -177,7 +178,7 @@ func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 	}
 	// The warm-up pod is the last of the footprint run's pods.
 	if _, err := timeRunning(ctx, bn.master, ns, *flagFootprintPods-1, *flagFootprintPods, "bench", 2*time.Minute); err != nil {
-		bn.b.Fatalf("warm-up pod through Atoll: %v\n%s", err, tail(a.p.Output(), 40))
+		bn.b.Fatalf("warm-up pod through Atoll: %v", err)
 	}
 
 	unpin, err := bn.pinSides(a)
@@ -250,7 +251,7 @@ func (bn *bench) delegated(ctx context.Context, a *atollRun, phase, ns string, f
 		bn.measureRequests(ctx, phase, to-from, func() { took, err = timeRunning(ctx, bn.master, ns, from, to, "bench", 15*time.Minute) })
 	})
 	if err != nil {
-		bn.b.Fatalf("%s: %v\n%s", phase, err, tail(a.p.Output(), 40))
+		bn.b.Fatalf("%s: %v", phase, err)
 	}
 	return took
 }

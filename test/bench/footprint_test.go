@@ -19,7 +19,7 @@ func (bn *bench) footprintPods(ctx context.Context, a *atollRun, ns string, have
 	var took time.Duration
 	bn.measureCPU(a, "to 10k", func() { took, err = timeRunning(ctx, bn.master, ns, have, total-1, "bench", 30*time.Minute) })
 	if err != nil {
-		bn.b.Fatalf("footprint: %v\n%s", err, tail(a.p.Output(), 40))
+		bn.b.Fatalf("footprint: %v", err)
 	}
 	after, err := ReadProcStat(a.p.Pid())
 	if err != nil {

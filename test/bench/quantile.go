@@ -89,11 +89,25 @@ func (h Histogram) Quantile(q float64) float64 {
 // ParseHistogram finds the histogram called name in a Prometheus text
 // exposition and sums its series.
 func ParseHistogram(r io.Reader, name string) (Histogram, error) {
+	families, err := parseFamilies(r)
+	if err != nil {
+		return Histogram{}, err
+	}
+	return histogramOf(families, name)
+}
+
+// parseFamilies parses a Prometheus text exposition.
+func parseFamilies(r io.Reader) (map[string]*dto.MetricFamily, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(r)
 	if err != nil {
-		return Histogram{}, fmt.Errorf("parse metrics: %w", err)
+		return nil, fmt.Errorf("parse metrics: %w", err)
 	}
+	return families, nil
+}
+
+// histogramOf sums the series of the histogram called name.
+func histogramOf(families map[string]*dto.MetricFamily, name string) (Histogram, error) {
 	fam, ok := families[name]
 	if !ok {
 		return Histogram{}, nil // no observation yet: no series
@@ -132,41 +146,19 @@ func ParseHistogram(r io.Reader, name string) (Histogram, error) {
 // ScrapeHistogram fetches url (a /metrics endpoint) and parses the
 // histogram called name.
 func ScrapeHistogram(ctx context.Context, url, name string) (Histogram, error) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodGet, url, nil)
+	families, err := scrape(ctx, url)
 	if err != nil {
 		return Histogram{}, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return Histogram{}, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Histogram{}, fmt.Errorf("scrape %s: %s", url, resp.Status)
-	}
-	return ParseHistogram(resp.Body, name)
+	return histogramOf(families, name)
 }
 
 // ScrapeValues fetches url (a /metrics endpoint) and returns the value of
 // each named gauge or counter (summed over its series) that it exports.
 func ScrapeValues(ctx context.Context, url string, names ...string) (map[string]float64, error) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodGet, url, nil)
+	families, err := scrape(ctx, url)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("parse metrics: %w", err)
 	}
 	out := map[string]float64{}
 	for _, name := range names {
@@ -179,4 +171,23 @@ func ScrapeValues(ctx context.Context, url string, names ...string) (map[string]
 		}
 	}
 	return out, nil
+}
+
+// scrape fetches and parses a /metrics endpoint.
+func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	return parseFamilies(resp.Body)
 }

@@ -9,8 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -23,10 +21,9 @@ func podRequests(ctx context.Context, client kubernetes.Interface) (map[string]f
 	if err != nil {
 		return nil, fmt.Errorf("apiserver metrics: %w", err)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	families, err := parseFamilies(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("parse apiserver metrics: %w", err)
+		return nil, fmt.Errorf("apiserver metrics: %w", err)
 	}
 	out := map[string]float64{}
 	fam, ok := families["apiserver_request_total"]
