@@ -32,6 +32,6 @@ type Locator interface {
 	// process runs that pod.
 	Locate(ctx context.Context, namespace, name string) (Target, error)
 	// Pods returns the master pods bound to the virtual nodes of this
-	// process, with their status as last mirrored.
+	// process, whole, as the master has them.
 	Pods(ctx context.Context) ([]*corev1.Pod, error)
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -85,20 +84,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Master == nil {
 		return nil, errors.New("kubelet api: refusing to start without an authenticator: a master client is required (or, for local demos only, insecure mode)")
 	}
-	var ca dynamiccertificates.CAContentProvider
-	var err error
-	switch {
-	case cfg.ClientCAFile != "":
-		ca, err = dynamiccertificates.NewDynamicCAContentFromFile("client-ca", cfg.ClientCAFile)
-	case len(cfg.ClientCA) > 0:
-		ca, err = dynamiccertificates.NewStaticCAContent("client-ca", cfg.ClientCA)
+	var ca *clientCA
+	if cfg.ClientCAFile != "" || len(cfg.ClientCA) > 0 {
+		var err error
+		if ca, err = newClientCA(cfg.ClientCAFile, cfg.ClientCA); err != nil {
+			return nil, fmt.Errorf("kubelet api: load client CA: %w", err)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("kubelet api: load client CA: %w", err)
-	}
-	if s.guard, err = newGuard(cfg.Master, ca); err != nil {
-		return nil, fmt.Errorf("kubelet api: %w", err)
-	}
+	s.guard = newGuard(cfg.Master, ca)
 	return s, nil
 }
 
@@ -195,8 +188,8 @@ func (s *Server) Run(ctx context.Context) error {
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{cert},
-			// Certificates are verified by the authenticator against the
-			// client CA, which may change while the server runs.
+			// Certificates are verified by the guard against the client
+			// CA, which may change while the server runs (clientCA).
 			ClientAuth: tls.RequestClientCert,
 		},
 		BaseContext: func(net.Listener) context.Context { return ctx },

@@ -25,6 +25,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -363,12 +364,53 @@ func TestDirectCallsAreAuthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// And one whose service account may use nodes/proxy, as RBAC grants it.
+	proxySA := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "node-proxy"}}
+	if _, err := master.CoreV1().ServiceAccounts("default").Create(ctx, proxySA, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-node-proxy"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes/proxy"}, Verbs: []string{"get"}}},
+	}
+	if _, err := master.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-node-proxy"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "default", Name: proxySA.Name}},
+	}
+	if _, err := master.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		bg := context.Background()
+		_ = master.RbacV1().ClusterRoleBindings().Delete(bg, binding.Name, metav1.DeleteOptions{})
+		_ = master.RbacV1().ClusterRoles().Delete(bg, role.Name, metav1.DeleteOptions{})
+		_ = master.CoreV1().ServiceAccounts("default").Delete(bg, proxySA.Name, metav1.DeleteOptions{})
+	})
+	proxyTok, err := master.CoreV1().ServiceAccounts("default").CreateToken(ctx, proxySA.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	apiserverCert, err := tls.LoadX509KeyPair(env.Master.KubeletClientCert, env.Master.KubeletClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same identity signed by another cluster's CA.
+	foreignCert, err := tls.LoadX509KeyPair(env.Remotes[0].KubeletClientCert, env.Remotes[0].KubeletClientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	paths := []string{"/pods", "/containerLogs/default/" + podName + "/app", "/runningpods/", "/healthz"}
 	for _, path := range paths {
+		if code, body := get(client(foreignCert), path, ""); code != http.StatusUnauthorized {
+			t.Errorf("GET %s with a certificate of another CA = %d %q, want 401", path, code, body)
+		}
+		if code, body := get(client(), path, proxyTok.Status.Token); code != http.StatusOK {
+			t.Errorf("GET %s with a token allowed nodes/proxy = %d %q, want 200", path, code, body)
+		}
 		if code, body := get(client(), path, ""); code != http.StatusUnauthorized {
 			t.Errorf("anonymous GET %s = %d %q, want 401", path, code, body)
 		}
