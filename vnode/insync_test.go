@@ -2,33 +2,54 @@ package vnode
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// versioned makes the fake clientsets stamp a new resourceVersion on every
-// written pod, as an API server does (the fake tracker leaves it empty).
+// versioned makes the fake clientsets treat pods as an API server does (the
+// fake tracker leaves resource versions empty, takes any update, and lets a
+// status write replace the whole object): every write stamps a new
+// resourceVersion, an update that names an older one is a conflict, and a
+// status update keeps the stored spec.
 func versioned(master, remote *fake.Clientset) {
 	var rv atomic.Int64
-	stamp := func(a k8stesting.Action) (bool, runtime.Object, error) {
-		// Create and update actions both carry the object written.
-		w, ok := a.(interface{ GetObject() runtime.Object })
-		if !ok {
+	for _, c := range []*fake.Clientset{master, remote} {
+		stamp := func(a k8stesting.Action) (bool, runtime.Object, error) {
+			// Create and update actions both carry the object written.
+			w, ok := a.(interface{ GetObject() runtime.Object })
+			if !ok {
+				return false, nil, nil
+			}
+			p, ok := w.GetObject().(*corev1.Pod)
+			if !ok {
+				return false, nil, nil
+			}
+			if a.GetVerb() == "update" {
+				cur, err := c.Tracker().Get(a.GetResource(), p.Namespace, p.Name)
+				if err != nil {
+					return true, nil, err
+				}
+				stored := cur.(*corev1.Pod)
+				if p.ResourceVersion != "" && p.ResourceVersion != stored.ResourceVersion {
+					return true, nil, apierrors.NewConflict(a.GetResource().GroupResource(), p.Name,
+						fmt.Errorf("resourceVersion %s is not the latest (%s)", p.ResourceVersion, stored.ResourceVersion))
+				}
+				if a.GetSubresource() == "status" {
+					p.Spec = stored.Spec
+				}
+			}
+			p.SetResourceVersion(strconv.FormatInt(rv.Add(1), 10))
 			return false, nil, nil
 		}
-		if m, ok := w.GetObject().(metav1.Object); ok {
-			m.SetResourceVersion(strconv.FormatInt(rv.Add(1), 10))
-		}
-		return false, nil, nil
-	}
-	for _, c := range []*fake.Clientset{master, remote} {
 		c.PrependReactor("create", "pods", stamp)
 		c.PrependReactor("update", "pods", stamp)
 	}

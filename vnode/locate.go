@@ -6,7 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 
 	"github.com/atoll-dev/atoll/vnode/kubeletapi"
@@ -39,18 +40,24 @@ func (m *Manager) Locate(_ context.Context, namespace, name string) (kubeletapi.
 	return kubeletapi.Target{}, fmt.Errorf("pod %s/%s: %w", namespace, name, kubeletapi.ErrPodNotFound)
 }
 
-// Pods returns the master pods bound to the virtual nodes of this process.
-func (m *Manager) Pods(_ context.Context) ([]*corev1.Pod, error) {
+// Pods returns the master pods bound to the virtual nodes of this process,
+// read from the master: the pod cache keeps delegated pods without most of
+// their spec (leanMasterPod), and /pods answers with whole pods.
+func (m *Manager) Pods(ctx context.Context) ([]*corev1.Pod, error) {
 	var out []*corev1.Pod
 	for _, n := range m.running() {
-		pods, err := n.vn.master.pods.Lister().List(labels.Everything())
+		opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", n.vn.name).String()}
+		var list *corev1.PodList
+		err := withTimeout(ctx, n.vn.cfg.RequestTimeout, func(c context.Context) error {
+			var err error
+			list, err = n.vn.master.client.CoreV1().Pods("").List(c, opts)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("list pods of %s: %w", n.vn.name, err)
 		}
-		for _, p := range pods {
-			if p.Spec.NodeName == n.vn.name {
-				out = append(out, p)
-			}
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
 		}
 	}
 	return out, nil

@@ -139,6 +139,10 @@ func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) e
 	if !v.healthy.Load() {
 		return errRemoteUnavailable
 	}
+	master, err := v.wholeMasterPod(ctx, master)
+	if err != nil {
+		return err
+	}
 	if err := v.ensureDependencies(ctx, master); err != nil {
 		var missing *MissingDependencyError
 		switch {
@@ -195,6 +199,27 @@ func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) e
 	v.recordError("create", err)
 	v.reportProblem(ctx, master, ConditionRemoteCreated, "CreateRefused", "remote refused the pod: "+err.Error(), "RemoteCreateFailed")
 	return fmt.Errorf("create remote pod %s/%s: %w", want.Namespace, want.Name, err)
+}
+
+// wholeMasterPod returns master with its whole spec: master itself, or,
+// when the cache holds it lean (leanMasterPod), the pod read from the master.
+func (v *VirtualNode) wholeMasterPod(ctx context.Context, master *corev1.Pod) (*corev1.Pod, error) {
+	if !isLeanMasterPod(master) {
+		return master, nil
+	}
+	var live *corev1.Pod
+	err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error {
+		var err error
+		live, err = v.master.client.CoreV1().Pods(master.Namespace).Get(c, master.Name, metav1.GetOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read master pod %s/%s: %w", master.Namespace, master.Name, err)
+	}
+	if live.UID != master.UID {
+		return nil, fmt.Errorf("master pod %s/%s was replaced meanwhile", master.Namespace, master.Name)
+	}
+	return live, nil
 }
 
 // updateRemotePod carries the fields a pod may change after creation

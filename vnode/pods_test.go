@@ -2,10 +2,15 @@ package vnode
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // TestUpdateCarriedToRemoteCopy: a new label, annotation or image on the
@@ -91,5 +96,119 @@ func TestLeanRemotePod(t *testing.T) {
 	}
 	if lp.Labels["app"] != "web" || lp.Status.Phase != p.Status.Phase {
 		t.Error("lean pod lost its metadata or status")
+	}
+}
+
+// TestLeanMasterPod: a pod not yet delegated is cached whole; a delegated
+// one keeps what can change, nodeName and the references the dependency
+// index reads, and nothing else of its spec.
+func TestLeanMasterPod(t *testing.T) {
+	f := false
+	full := masterPod("web-1", "1")
+	d := int64(60)
+	full.Spec.ActiveDeadlineSeconds = &d
+	full.Spec.Containers[0].Args = []string{"--big"}
+	full.Spec.Containers[0].Env = []corev1.EnvVar{
+		{Name: "PLAIN", Value: "x"},
+		{Name: "FROM_CM", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-env"}, Key: "k"}}},
+		{Name: "FROM_FIELD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+	}
+	full.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox",
+		EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "s-envfrom"}, Optional: &f}}}}}
+	full.Spec.Volumes = []corev1.Volume{
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-vol"}, Items: []corev1.KeyToPath{{Key: "a", Path: "a"}}}}},
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "both", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "s-proj"}}},
+			{DownwardAPI: &corev1.DownwardAPIProjection{}},
+		}}}},
+		{Name: "kube-api-access-abcde", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+		}}}},
+	}
+	full.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pull"}}
+	full.Spec.Tolerations = []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists}}
+
+	got, err := leanMasterPod(full.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(got, full) {
+		t.Fatalf("a pod not yet delegated must be cached whole; got spec %+v", got.(*corev1.Pod).Spec)
+	}
+
+	delegated := full.DeepCopy()
+	delegated.Status.Conditions = append(delegated.Status.Conditions, corev1.PodCondition{Type: ConditionDelegated, Status: corev1.ConditionTrue})
+	got, err = leanMasterPod(delegated.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lean := got.(*corev1.Pod)
+	if want, have := PodDependencies(delegated), PodDependencies(lean); !equality.Semantic.DeepEqual(want, have) {
+		t.Errorf("dependencies of the lean pod = %+v, want %+v", have, want)
+	}
+	if lean.Spec.NodeName != testNode || *lean.Spec.ActiveDeadlineSeconds != 60 ||
+		lean.Spec.Containers[0].Name != "c" || lean.Spec.Containers[0].Image != "nginx" || lean.Spec.InitContainers[0].Image != "busybox" {
+		t.Errorf("lean spec lost what the sync reads: %+v", lean.Spec)
+	}
+	if c := lean.Spec.Containers[0]; c.Args != nil || len(c.Env) != 1 || c.Env[0].Name != "FROM_CM" {
+		t.Errorf("lean container kept more than references: %+v", c)
+	}
+	if len(lean.Spec.Volumes) != 2 || lean.Spec.Volumes[0].ConfigMap.Items != nil || len(lean.Spec.Volumes[1].Projected.Sources) != 1 {
+		t.Errorf("lean volumes = %+v, want the ConfigMap and Secret references only", lean.Spec.Volumes)
+	}
+	if lean.Spec.Tolerations != nil {
+		t.Errorf("lean spec kept tolerations: %+v", lean.Spec.Tolerations)
+	}
+	if !equality.Semantic.DeepEqual(lean.ObjectMeta, delegated.ObjectMeta) || !equality.Semantic.DeepEqual(lean.Status, delegated.Status) {
+		t.Error("lean pod lost its metadata or status")
+	}
+}
+
+// TestCreateFromLeanCacheReadsWholePod: a delegated pod whose copy must be
+// made again (here: a live read first reported a foreign pod of its name,
+// which went away before the create) is created from the pod as the master
+// has it, never from the lean cache entry.
+func TestCreateFromLeanCacheReadsWholePod(t *testing.T) {
+	mp := masterPod("web-9", "9")
+	mp.Spec.Containers[0].Args = []string{"--big"}
+	mp.Status.Conditions = append(mp.Status.Conditions, corev1.PodCondition{Type: ConditionDelegated, Status: corev1.ConditionTrue})
+	var foreignOnce atomic.Bool
+	b := startNode(t, []runtime.Object{mp}, []runtime.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}}, func(_, remote *fake.Clientset) {
+		remote.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if a.(k8stesting.GetAction).GetName() == "web-9" && foreignOnce.CompareAndSwap(false, true) {
+				return true, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-9", Namespace: "shop"}}, nil
+			}
+			return false, nil, nil
+		})
+	})
+	// The test reads the remote tracker directly, past the reactor.
+	tracked := func() (*corev1.Pod, error) {
+		obj, err := b.remote.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), "shop", "web-9")
+		if err != nil {
+			return nil, err
+		}
+		return obj.(*corev1.Pod), nil
+	}
+	eventually(t, "remote copy created", func() (bool, error) {
+		_, err := tracked()
+		return err == nil, err
+	})
+	if !foreignOnce.Load() {
+		t.Fatal("the sync never read the remote pod live: the test did not reach the path it is about")
+	}
+	cached, err := b.vn.master.pods.Lister().Pods("shop").Get("web-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached.Spec.Containers[0].Args != nil {
+		t.Fatal("the cache holds the delegated pod whole: the test does not exercise the lean cache")
+	}
+	r, err := tracked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args := r.Spec.Containers[0].Args; len(args) != 1 || args[0] != "--big" {
+		t.Fatalf("remote copy args = %v, want [--big]: it was made from the lean cache entry", args)
 	}
 }

@@ -76,7 +76,6 @@ type remoteSide struct {
 	nodes           coreinformers.NodeInformer
 	serviceAccounts coreinformers.ServiceAccountInformer
 	namespaces      coreinformers.NamespaceInformer
-	events          coreinformers.EventInformer
 }
 
 // VirtualNode is one remote cluster shown in the master as one Node. It is a
@@ -159,7 +158,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 	stripManaged := dropManagedFields
 	// Master: the pods bound to this node, and the Node object itself.
 	mPods := informers.NewSharedInformerFactoryWithOptions(shared.client, cfg.ResyncPeriod,
-		informers.WithTransform(stripManaged),
+		informers.WithTransform(leanMasterPod),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", spec.Name).String()
 		}))
@@ -178,11 +177,6 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = owned }))
 	rAll := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
 		informers.WithTransform(stripManaged))
-	rEvents := informers.NewSharedInformerFactoryWithOptions(remoteClient, 0,
-		informers.WithTransform(leanEvent),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("involvedObject.kind", "Pod").String()
-		}))
 	v.remote = remoteSide{
 		client:          remoteClient,
 		pods:            rOwned.Core().V1().Pods(),
@@ -191,10 +185,9 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		nodes:           rAll.Core().V1().Nodes(),
 		serviceAccounts: rAll.Core().V1().ServiceAccounts(),
 		namespaces:      rAll.Core().V1().Namespaces(),
-		events:          rEvents.Core().V1().Events(),
 	}
 	v.events = newRemoteEvents(v)
-	v.factories = []informers.SharedInformerFactory{mPods, mNodes, rOwned, rAll, rEvents}
+	v.factories = []informers.SharedInformerFactory{mPods, mNodes, rOwned, rAll}
 	return v
 }
 
@@ -300,8 +293,9 @@ func (v *VirtualNode) run(ctx context.Context) (retErr error) {
 	// remote caches sync, so an unreachable remote still shows as a node.
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); v.runNodeStatus(ctx) }()
+	go func() { defer wg.Done(); v.events.run(ctx) }()
 
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		if ctx.Err() != nil {
@@ -368,25 +362,87 @@ func leanContainers(cs []corev1.Container) []corev1.Container {
 	return out
 }
 
-// leanEvent is the remote Event informer's transform: it keeps only what
-// forwarding reads (a remote cluster holds an Event per pod and more).
-func leanEvent(obj any) (any, error) {
-	ev, ok := obj.(*corev1.Event)
-	if !ok {
-		return dropManagedFields(obj)
+// leanMasterPod is the transform of the master pod informer. A pod not yet
+// delegated is kept whole: its remote copy is made from it. Once delegated
+// (condition atoll.dev/Delegated true; written only after the copy exists)
+// the cache keeps of its spec what can still change (container images,
+// activeDeadlineSeconds), nodeName, and the ConfigMap and Secret references
+// the dependency index reads (PodDependencies); everything else of the spec
+// goes, with managed fields. A sync that needs the whole spec again reads
+// the pod from the master (wholeMasterPod).
+func leanMasterPod(obj any) (any, error) {
+	obj, err := dropManagedFields(obj)
+	p, ok := obj.(*corev1.Pod)
+	if !ok || err != nil || !isLeanMasterPod(p) {
+		return obj, err
 	}
-	return &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: ev.Name, Namespace: ev.Namespace, UID: ev.UID,
-			ResourceVersion: ev.ResourceVersion, CreationTimestamp: ev.CreationTimestamp,
-		},
-		InvolvedObject: corev1.ObjectReference{
-			Kind: ev.InvolvedObject.Kind, Namespace: ev.InvolvedObject.Namespace,
-			Name: ev.InvolvedObject.Name, UID: ev.InvolvedObject.UID,
-		},
-		Reason: ev.Reason, Message: ev.Message, Type: ev.Type, Count: ev.Count, Series: ev.Series,
-		FirstTimestamp: ev.FirstTimestamp, LastTimestamp: ev.LastTimestamp, EventTime: ev.EventTime,
-	}, nil
+	s := &p.Spec
+	p.Spec = corev1.PodSpec{
+		NodeName:              s.NodeName,
+		ActiveDeadlineSeconds: s.ActiveDeadlineSeconds,
+		Containers:            referenceContainers(s.Containers),
+		InitContainers:        referenceContainers(s.InitContainers),
+		Volumes:               referenceVolumes(s.Volumes),
+		ImagePullSecrets:      s.ImagePullSecrets,
+	}
+	return p, nil
+}
+
+// isLeanMasterPod reports whether the master pod cache holds p without its
+// full spec (leanMasterPod).
+func isLeanMasterPod(p *corev1.Pod) bool { return hasCondition(p, ConditionDelegated) }
+
+// referenceContainers keeps of each container its name, image, envFrom and
+// the env entries that reference a ConfigMap or Secret.
+func referenceContainers(cs []corev1.Container) []corev1.Container {
+	out := leanContainers(cs)
+	for i, c := range cs {
+		out[i].EnvFrom = c.EnvFrom
+		for _, e := range c.Env {
+			if f := e.ValueFrom; f != nil && (f.ConfigMapKeyRef != nil || f.SecretKeyRef != nil) {
+				out[i].Env = append(out[i].Env, corev1.EnvVar{Name: e.Name, ValueFrom: &corev1.EnvVarSource{
+					ConfigMapKeyRef: f.ConfigMapKeyRef, SecretKeyRef: f.SecretKeyRef,
+				}})
+			}
+		}
+	}
+	return out
+}
+
+// referenceVolumes keeps the volumes that reference a ConfigMap or Secret,
+// each with only that reference (the service account token volume, which
+// PodDependencies skips, goes).
+func referenceVolumes(vs []corev1.Volume) []corev1.Volume {
+	var out []corev1.Volume
+	for _, v := range vs {
+		src := corev1.VolumeSource{}
+		switch {
+		case isServiceAccountTokenVolume(v):
+			continue
+		case v.ConfigMap != nil:
+			src.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: v.ConfigMap.LocalObjectReference, Optional: v.ConfigMap.Optional}
+		case v.Secret != nil:
+			src.Secret = &corev1.SecretVolumeSource{SecretName: v.Secret.SecretName, Optional: v.Secret.Optional}
+		case v.Projected != nil:
+			var refs []corev1.VolumeProjection
+			for _, ps := range v.Projected.Sources {
+				switch {
+				case ps.ConfigMap != nil:
+					refs = append(refs, corev1.VolumeProjection{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: ps.ConfigMap.LocalObjectReference, Optional: ps.ConfigMap.Optional}})
+				case ps.Secret != nil:
+					refs = append(refs, corev1.VolumeProjection{Secret: &corev1.SecretProjection{LocalObjectReference: ps.Secret.LocalObjectReference, Optional: ps.Secret.Optional}})
+				}
+			}
+			if refs == nil {
+				continue
+			}
+			src.Projected = &corev1.ProjectedVolumeSource{Sources: refs}
+		default:
+			continue
+		}
+		out = append(out, corev1.Volume{Name: v.Name, VolumeSource: src})
+	}
+	return out
 }
 
 func (v *VirtualNode) hasSynced() []cache.InformerSynced {
@@ -396,7 +452,7 @@ func (v *VirtualNode) hasSynced() []cache.InformerSynced {
 		v.remote.pods.Informer().HasSynced, v.remote.configMaps.Informer().HasSynced,
 		v.remote.secrets.Informer().HasSynced, v.remote.nodes.Informer().HasSynced,
 		v.remote.serviceAccounts.Informer().HasSynced, v.remote.namespaces.Informer().HasSynced,
-		v.remote.events.Informer().HasSynced,
+		v.events.hasSynced,
 	}
 }
 
@@ -594,7 +650,7 @@ func (v *VirtualNode) registerHandlers() error {
 	}); err != nil {
 		return err
 	}
-	return v.events.register()
+	return nil
 }
 
 // remoteCopyExists reports whether this node has a remote copy of a master object.
