@@ -38,9 +38,11 @@
 // Per virtual node there is one rate-limited work queue (client-go
 // workqueue, exponential backoff capped at RetryMaxDelay, retried forever)
 // fed by shared informers on both sides: master pods bound to the node,
-// master ConfigMaps and Secrets (shared by all nodes of a Manager), and in
-// the remote the pods, ConfigMaps and Secrets this node owns. Handlers only
-// enqueue keys; each sync is level-based and looks at both caches:
+// master ConfigMaps, Secrets and virtual Nodes (shared by all nodes of a
+// Manager, each with one handler that fans events out to the nodes:
+// shared.go), and in the remote the pods, ConfigMaps and Secrets this node
+// owns. Handlers only enqueue keys; each sync is level-based and looks at
+// both caches:
 //
 //   - pods.go: create (idempotent; adopts an existing copy by origin UID,
 //     reports NameConflict for a foreign pod), update, deletion (remote first,
@@ -68,8 +70,10 @@
 // state is remembered, so a resync of 10,000 unchanged pods is 10,000 map
 // look-ups rather than translations and deep comparisons. The remote pod
 // cache keeps of the spec only what the sync reads (the master pod has the
-// rest; changes go to the remote as patches), the remote Event cache only
-// what forwarding reads. Keys are synced by goroutines started per key, at
+// rest; changes go to the remote as patches); the master pod cache keeps a
+// delegated pod without the spec its copy was made from (what can still
+// change and the dependency references stay). Remote Events are forwarded
+// as they are watched and not cached. Keys are synced by goroutines started per key, at
 // most Workers at a time, so an idle node parks one goroutine, not Workers.
 // Clients ask for no gzip: each watch would keep a decompressor for its life.
 package vnode

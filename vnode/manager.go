@@ -146,12 +146,11 @@ type Manager struct {
 	metrics *nodeMetrics
 	client  kubernetes.Interface
 
-	mu      sync.Mutex
-	nodes   map[string]*managedNode
-	runCtx  context.Context // nil until Run starts
-	shared  masterShared
-	factory informers.SharedInformerFactory
-	bcast   record.EventBroadcaster
+	mu     sync.Mutex
+	nodes  map[string]*managedNode
+	runCtx context.Context // nil until Run starts
+	shared masterShared
+	bcast  record.EventBroadcaster
 }
 
 type managedNode struct {
@@ -218,25 +217,23 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.cfg.MasterID = id
 	}
 	m.log.Info("manager starting", "masterID", m.cfg.MasterID, "nodeIP", m.cfg.NodeIP)
-	stripManaged := dropManagedFields
-	factory := informers.NewSharedInformerFactoryWithOptions(m.client, m.cfg.ResyncPeriod, informers.WithTransform(stripManaged))
+	factory := informers.NewSharedInformerFactoryWithOptions(m.client, m.cfg.ResyncPeriod, informers.WithTransform(dropManagedFields))
+	nodeFactory := informers.NewSharedInformerFactoryWithOptions(m.client, m.cfg.ResyncPeriod, informers.WithTransform(dropManagedFields),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = virtualNodeSelector() }))
 	bcast := record.NewBroadcaster(record.WithContext(ctx))
 	bcast.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
-	shared := masterShared{
-		client:     m.client,
-		configMaps: factory.Core().V1().ConfigMaps(),
-		secrets:    factory.Core().V1().Secrets(),
-		recorder: func(node string) record.EventRecorder {
-			return bcast.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "atoll-vnode", Host: node})
-		},
+	shared, err := newMasterShared(m.client, factory, nodeFactory, func(node string) record.EventRecorder {
+		return bcast.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "atoll-vnode", Host: node})
+	})
+	if err != nil {
+		bcast.Shutdown()
+		return fmt.Errorf("master informers: %w", err)
 	}
-	// Instantiate the informers before Start so the factory runs them.
-	shared.configMaps.Informer()
-	shared.secrets.Informer()
 	factory.Start(ctx.Done())
+	nodeFactory.Start(ctx.Done())
 
 	m.mu.Lock()
-	m.runCtx, m.shared, m.factory, m.bcast = ctx, shared, factory, bcast
+	m.runCtx, m.shared, m.bcast = ctx, shared, bcast
 	for _, n := range m.nodes {
 		if err := m.startLocked(n); err != nil {
 			m.log.Error("start node", "node", n.spec.Name, "err", err)
@@ -258,6 +255,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}
 	factory.Shutdown()
+	nodeFactory.Shutdown()
 	bcast.Shutdown()
 	return nil
 }

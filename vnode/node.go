@@ -555,8 +555,9 @@ func (v *VirtualNode) computeAllocatable(ctx context.Context) (corev1.ResourceLi
 func (v *VirtualNode) syncNode(ctx context.Context, spec NodeSpec, st nodeState, heartbeat bool) (bool, error) {
 	nodes := v.master.client.CoreV1().Nodes()
 	t := v.cfg.RequestTimeout
-	// The cache is enough: a stale read ends in AlreadyExists or Conflict,
-	// and the next pass (at most PingInterval later) gets it right.
+	// The cache is enough: a stale read ends in AlreadyExists (then the
+	// Node is read) or Conflict (the next pass, at most PingInterval
+	// later, gets it right).
 	cur, err := v.master.nodes.Lister().Get(v.name)
 	if err == nil {
 		cur = cur.DeepCopy()
@@ -567,30 +568,16 @@ func (v *VirtualNode) syncNode(ctx context.Context, spec NodeSpec, st nodeState,
 		})
 	}
 	if apierrors.IsNotFound(err) {
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: v.name}}
-		applyNodeSpec(n, spec)
-		n.Status = nodeStatus(corev1.NodeStatus{}, st, v.name, time.Now())
-		var created *corev1.Node
-		err := withTimeout(ctx, t, func(c context.Context) (err error) {
-			created, err = nodes.Create(c, n, metav1.CreateOptions{})
+		written, cerr := v.createNode(ctx, spec, st)
+		if !apierrors.IsAlreadyExists(cerr) {
+			return written, cerr
+		}
+		// The cache lags, or does not hold the Node because its
+		// atoll.dev/cluster label was removed: it is read and updated.
+		err = withTimeout(ctx, t, func(c context.Context) (err error) {
+			cur, err = nodes.Get(c, v.name, metav1.GetOptions{})
 			return err
 		})
-		if apierrors.IsAlreadyExists(err) {
-			return false, nil // the cache lags; updated next pass
-		}
-		if err != nil {
-			return false, fmt.Errorf("create node: %w", err)
-		}
-		v.log.Info("registered node")
-		created.Status = n.Status
-		if err := withTimeout(ctx, t, func(c context.Context) (err error) {
-			created, err = nodes.UpdateStatus(c, created, metav1.UpdateOptions{})
-			return err
-		}); err != nil {
-			return false, fmt.Errorf("write node status: %w", err)
-		}
-		v.notifyNode(created)
-		return true, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("get node: %w", err)
@@ -616,6 +603,37 @@ func (v *VirtualNode) syncNode(ctx context.Context, spec NodeSpec, st nodeState,
 		return false, fmt.Errorf("write node status: %w", err)
 	}
 	v.notifyNode(updated)
+	return true, nil
+}
+
+// createNode registers the Node with its status. It reports whether the
+// status was written; AlreadyExists is returned as is.
+func (v *VirtualNode) createNode(ctx context.Context, spec NodeSpec, st nodeState) (bool, error) {
+	nodes := v.master.client.CoreV1().Nodes()
+	t := v.cfg.RequestTimeout
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: v.name}}
+	applyNodeSpec(n, spec)
+	n.Status = nodeStatus(corev1.NodeStatus{}, st, v.name, time.Now())
+	var created *corev1.Node
+	err := withTimeout(ctx, t, func(c context.Context) (err error) {
+		created, err = nodes.Create(c, n, metav1.CreateOptions{})
+		return err
+	})
+	if apierrors.IsAlreadyExists(err) {
+		return false, err
+	}
+	if err != nil {
+		return false, fmt.Errorf("create node: %w", err)
+	}
+	v.log.Info("registered node")
+	created.Status = n.Status
+	if err := withTimeout(ctx, t, func(c context.Context) (err error) {
+		created, err = nodes.UpdateStatus(c, created, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		return false, fmt.Errorf("write node status: %w", err)
+	}
+	v.notifyNode(created)
 	return true, nil
 }
 

@@ -54,18 +54,9 @@ func (k workKey) String() string {
 	return "pod:" + k.namespace + "/" + k.name
 }
 
-// masterShared are master-side informers every virtual node of a Manager shares.
-type masterShared struct {
-	client     kubernetes.Interface
-	configMaps coreinformers.ConfigMapInformer
-	secrets    coreinformers.SecretInformer
-	recorder   func(node string) record.EventRecorder
-}
-
 type masterSide struct {
 	masterShared
-	pods  coreinformers.PodInformer
-	nodes coreinformers.NodeInformer
+	pods coreinformers.PodInformer
 }
 
 type remoteSide struct {
@@ -162,12 +153,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", spec.Name).String()
 		}))
-	mNodes := informers.NewSharedInformerFactoryWithOptions(shared.client, cfg.ResyncPeriod,
-		informers.WithTransform(stripManaged),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", spec.Name).String()
-		}))
-	v.master = masterSide{masterShared: shared, pods: mPods.Core().V1().Pods(), nodes: mNodes.Core().V1().Nodes()}
+	v.master = masterSide{masterShared: shared, pods: mPods.Core().V1().Pods()}
 
 	// Remote: objects this master and node own, plus what the node status
 	// and translation need to know.
@@ -187,7 +173,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		namespaces:      rAll.Core().V1().Namespaces(),
 	}
 	v.events = newRemoteEvents(v)
-	v.factories = []informers.SharedInformerFactory{mPods, mNodes, rOwned, rAll}
+	v.factories = []informers.SharedInformerFactory{mPods, rOwned, rAll}
 	return v
 }
 
@@ -373,8 +359,11 @@ func leanContainers(cs []corev1.Container) []corev1.Container {
 func leanMasterPod(obj any) (any, error) {
 	obj, err := dropManagedFields(obj)
 	p, ok := obj.(*corev1.Pod)
-	if !ok || err != nil || !isLeanMasterPod(p) {
+	if !ok || err != nil {
 		return obj, err
+	}
+	if !isLeanMasterPod(p) {
+		return p, nil
 	}
 	s := &p.Spec
 	p.Spec = corev1.PodSpec{
@@ -619,29 +608,22 @@ func (v *VirtualNode) registerHandlers() error {
 			return v.dependencyUsed(kind, m.GetNamespace(), m.GetName()) || v.remoteCopyExists(kind, m.GetNamespace(), m.GetName())
 		}
 	}
-	regs := []struct {
+	v.unregister = append(v.unregister,
+		v.master.configMapEvents.add(cache.FilteringResourceEventHandler{FilterFunc: used(KindConfigMap), Handler: depHandler(keyConfigMap, false)}),
+		v.master.secretEvents.add(cache.FilteringResourceEventHandler{FilterFunc: used(KindSecret), Handler: depHandler(keySecret, false)}),
+		// A deleted Node is registered again at once.
+		v.master.nodeEvents.add(nodeNamed(v.name, cache.ResourceEventHandlerFuncs{DeleteFunc: func(any) { v.triggerNode() }})),
+	)
+	for _, r := range []struct {
 		inf     cache.SharedIndexInformer
 		handler cache.ResourceEventHandler
 	}{
-		{v.master.configMaps.Informer(), cache.FilteringResourceEventHandler{FilterFunc: used(KindConfigMap), Handler: depHandler(keyConfigMap, false)}},
-		{v.master.secrets.Informer(), cache.FilteringResourceEventHandler{FilterFunc: used(KindSecret), Handler: depHandler(keySecret, false)}},
 		{v.remote.configMaps.Informer(), depHandler(keyConfigMap, true)},
 		{v.remote.secrets.Informer(), depHandler(keySecret, true)},
-	}
-	for _, r := range regs {
-		reg, err := r.inf.AddEventHandler(r.handler)
-		if err != nil {
+	} {
+		if _, err := r.inf.AddEventHandler(r.handler); err != nil {
 			return err
 		}
-		if r.inf == v.master.configMaps.Informer() || r.inf == v.master.secrets.Informer() {
-			inf := r.inf
-			v.unregister = append(v.unregister, func() { _ = inf.RemoveEventHandler(reg) })
-		}
-	}
-	if _, err := v.master.nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		DeleteFunc: func(any) { v.triggerNode() },
-	}); err != nil {
-		return err
 	}
 	if _, err := v.remote.nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) {},

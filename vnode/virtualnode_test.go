@@ -56,14 +56,10 @@ func startNode(t *testing.T, masterObjs, remoteObjs []runtime.Object, hooks func
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(b.master, 0)
-	shared := masterShared{
-		client:     b.master,
-		configMaps: factory.Core().V1().ConfigMaps(),
-		secrets:    factory.Core().V1().Secrets(),
-		recorder:   func(string) record.EventRecorder { return b.recorder },
+	shared, err := newMasterShared(b.master, factory, factory, func(string) record.EventRecorder { return b.recorder })
+	if err != nil {
+		t.Fatal(err)
 	}
-	shared.configMaps.Informer()
-	shared.secrets.Informer()
 	factory.Start(ctx.Done())
 	reg := prometheus.NewRegistry()
 	b.registry = reg

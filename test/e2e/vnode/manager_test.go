@@ -83,6 +83,23 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 		cpu := n.Status.Allocatable.Cpu()
 		return n.Labels["tier"] == "gold" && n.Spec.Unschedulable && cpu.Cmp(resource.MustParse("10")) > 0, fmt.Errorf("labels=%v unschedulable=%v cpu=%s", n.Labels, n.Spec.Unschedulable, cpu)
 	})
+	// Someone strips the Node's labels, Atoll's own (which its Node cache
+	// selects on) included: they come back.
+	stripped, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped.Labels = nil
+	if _, err := master.CoreV1().Nodes().Update(ctx, stripped, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, time.Minute, "stripped labels restored", func(ctx context.Context) (bool, error) {
+		n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return n.Labels["tier"] == "gold" && n.Labels[vnode.LabelCluster] == name, fmt.Errorf("labels=%v", n.Labels)
+	})
 	// Someone deletes the Node: it comes back.
 	old, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
