@@ -12,13 +12,15 @@ import (
 // mostly informer caches that live as long as the process (both copies of
 // every delegated pod), and with Go's default of 100 the heap grows to twice
 // that before a collection: at 10,000 pods that is over 100 MB of resident
-// memory for a few percent of a core saved (test/bench/RESULTS.md).
+// memory for a few percent of a core saved. Lower still (25) cost half as
+// much CPU again per pod delegated for 30 MB (test/bench/RESULTS.md).
 const gcPercent = 50
 
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
+	go returnFreedMemory(memoryCheckInterval)
 	if err := newRootCommand().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "atoll:", err)
 		os.Exit(exitCode(err))
