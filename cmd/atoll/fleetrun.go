@@ -53,7 +53,8 @@ func (f *fleetRuntime) run(ctx context.Context) error {
 	}
 	cfg := f.reconcile
 	cfg.Source = f.source
-	cfg.Nodes = &managerNodes{m: m, master: f.master, namespace: f.namespace, timeout: 15 * time.Second}
+	nodes := &managerNodes{m: m, master: f.master, namespace: f.namespace, timeout: 15 * time.Second, log: f.log.With("component", "credentials")}
+	cfg.Nodes = nodes
 	cfg.Master = f.master
 	cfg.Namespace = f.namespace
 	cfg.Registerer = f.registry
@@ -68,7 +69,7 @@ func (f *fleetRuntime) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4+len(f.background))
+	errs := make(chan error, 5+len(f.background))
 	start := func(name string, run func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -82,6 +83,7 @@ func (f *fleetRuntime) run(ctx context.Context) error {
 	start("vnode manager", m.Run)
 	start("kubelet API", kubeletAPI.Run)
 	start("source", f.source.Run)
+	start("credentials", nodes.watchCredentials)
 	for name, run := range f.background {
 		start(name, run)
 	}

@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/atoll-dev/atoll/reconcile"
@@ -21,41 +25,80 @@ import (
 
 // managerNodes is the reconciler's NodeSet on a vnode.Manager: it turns a
 // declared node into a vnode.NodeSpec, reading the credentials from a
-// Secret in Atoll's namespace or (watch mode) from a kubeconfig file.
+// Secret in Atoll's namespace or (watch mode) from a kubeconfig file. A node
+// whose Secret changes is applied again (watchCredentials), so rotated
+// credentials take effect without a commit.
 type managerNodes struct {
 	m         *vnode.Manager
 	master    kubernetes.Interface
 	namespace string
 	timeout   time.Duration
+	log       *slog.Logger
+
+	// mu serializes changes to nodes: the reconciler's and those of a
+	// changed Secret, so a re-application never undoes a newer spec.
+	mu sync.Mutex
+	// fromSecret are the nodes applied with credentials from a Secret.
+	fromSecret map[string]secretCredentials
+}
+
+// secretCredentials says which Secret, at which resourceVersion, a node's
+// credentials were read from, and the declaration it was applied with.
+type secretCredentials struct {
+	spec            reconcile.NodeSpec
+	secret, version string
 }
 
 var _ reconcile.NodeSet = (*managerNodes)(nil)
 
 func (n *managerNodes) Add(ctx context.Context, spec reconcile.NodeSpec) error {
-	vs, err := n.vnodeSpec(ctx, spec)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	vs, version, err := n.vnodeSpec(ctx, spec)
 	if err != nil {
 		return err
 	}
 	err = n.m.Add(vs)
 	if errors.Is(err, vnode.ErrNodeExists) {
-		return n.m.Update(vs)
+		err = n.m.Update(vs)
 	}
+	n.applied(spec, version, err)
 	return err
 }
 
 func (n *managerNodes) Update(ctx context.Context, spec reconcile.NodeSpec) error {
-	vs, err := n.vnodeSpec(ctx, spec)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	vs, version, err := n.vnodeSpec(ctx, spec)
 	if err != nil {
 		return err
 	}
 	err = n.m.Update(vs)
 	if errors.Is(err, vnode.ErrNodeNotFound) {
-		return n.m.Add(vs)
+		err = n.m.Add(vs)
 	}
+	n.applied(spec, version, err)
 	return err
 }
 
+// applied remembers where a node's credentials came from once it runs with
+// them. The caller holds n.mu.
+func (n *managerNodes) applied(spec reconcile.NodeSpec, version string, err error) {
+	ref := spec.Credentials.SecretRef
+	if err != nil || ref == nil {
+		delete(n.fromSecret, spec.Name)
+		return
+	}
+	if n.fromSecret == nil {
+		n.fromSecret = map[string]secretCredentials{}
+	}
+	n.fromSecret[spec.Name] = secretCredentials{spec: spec, secret: ref.Name, version: version}
+}
+
 func (n *managerNodes) Remove(ctx context.Context, name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.fromSecret, name)
 	err := n.m.Remove(ctx, name)
 	if !errors.Is(err, vnode.ErrNodeNotFound) {
 		return err
@@ -73,6 +116,53 @@ func (n *managerNodes) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
+// watchCredentials watches the Secrets of Atoll's namespace until ctx ends
+// and applies again every node whose credentials come from one that
+// changed: the node restarts with the new kubeconfig (its pods are adopted
+// again), its declaration unchanged.
+func (n *managerNodes) watchCredentials(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(n.master, 0, informers.WithNamespace(n.namespace))
+	inf := factory.Core().V1().Secrets().Informer()
+	changed := func(obj any) {
+		if s, ok := obj.(*corev1.Secret); ok {
+			n.secretChanged(ctx, s)
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    changed,
+		UpdateFunc: func(_, obj any) { changed(obj) },
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	<-ctx.Done()
+	factory.Shutdown()
+	return nil
+}
+
+// secretChanged applies again the nodes whose credentials were read from an
+// earlier version of s.
+func (n *managerNodes) secretChanged(ctx context.Context, s *corev1.Secret) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for name, c := range n.fromSecret {
+		if c.secret != s.Name || c.version == s.ResourceVersion {
+			continue
+		}
+		vs, version, err := n.vnodeSpec(ctx, c.spec)
+		if err == nil {
+			err = n.m.Update(vs)
+		}
+		if err != nil {
+			// The reconciler reports the node; the next change retries.
+			n.log.Error("apply changed credentials", "node", name, "secret", s.Name, "err", err)
+			continue
+		}
+		n.log.Info("applied changed credentials", "node", name, "secret", s.Name)
+		n.applied(c.spec, version, nil)
+	}
+}
+
 func (n *managerNodes) List() []reconcile.NodeState {
 	hs := n.m.Health()
 	out := make([]reconcile.NodeState, len(hs))
@@ -82,13 +172,14 @@ func (n *managerNodes) List() []reconcile.NodeState {
 	return out
 }
 
-// vnodeSpec converts a declared node, reading its credentials.
-func (n *managerNodes) vnodeSpec(ctx context.Context, spec reconcile.NodeSpec) (vnode.NodeSpec, error) {
-	remote, err := n.credentials(ctx, spec)
+// vnodeSpec converts a declared node, reading its credentials; version is
+// the resourceVersion of the Secret they came from ("" from a file).
+func (n *managerNodes) vnodeSpec(ctx context.Context, spec reconcile.NodeSpec) (vs vnode.NodeSpec, version string, err error) {
+	remote, version, err := n.credentials(ctx, spec)
 	if err != nil {
-		return vnode.NodeSpec{}, err
+		return vnode.NodeSpec{}, "", err
 	}
-	vs := vnode.NodeSpec{
+	vs = vnode.NodeSpec{
 		Name:   spec.Name,
 		Labels: spec.Labels,
 		Cordon: spec.Cordon,
@@ -113,12 +204,13 @@ func (n *managerNodes) vnodeSpec(ctx context.Context, spec reconcile.NodeSpec) (
 	} else {
 		vs.NamespaceMode = vnode.NamespaceSame
 	}
-	return vs, nil
+	return vs, version, nil
 }
 
 // credentials reads the remote's kubeconfig: from the Secret in Atoll's
-// namespace, or from the (already absolute) path.
-func (n *managerNodes) credentials(ctx context.Context, spec reconcile.NodeSpec) (*rest.Config, error) {
+// namespace (version is its resourceVersion), or from the (already
+// absolute) path.
+func (n *managerNodes) credentials(ctx context.Context, spec reconcile.NodeSpec) (cfg *rest.Config, version string, err error) {
 	var data []byte
 	switch c := spec.Credentials; {
 	case c.SecretRef != nil:
@@ -130,28 +222,29 @@ func (n *managerNodes) credentials(ctx context.Context, spec reconcile.NodeSpec)
 		defer cancel()
 		s, err := n.master.CoreV1().Secrets(n.namespace).Get(cctx, c.SecretRef.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("read secret %s/%s: %w: %w", n.namespace, c.SecretRef.Name, reconcile.ErrCredentials, err)
+			return nil, "", fmt.Errorf("read secret %s/%s: %w: %w", n.namespace, c.SecretRef.Name, reconcile.ErrCredentials, err)
 		}
 		var ok bool
 		if data, ok = s.Data[key]; !ok {
-			return nil, fmt.Errorf("secret %s/%s has no key %q: %w", n.namespace, c.SecretRef.Name, key, reconcile.ErrCredentials)
+			return nil, "", fmt.Errorf("secret %s/%s has no key %q: %w", n.namespace, c.SecretRef.Name, key, reconcile.ErrCredentials)
 		}
+		version = s.ResourceVersion
 	case c.Path != "":
 		if _, err := os.Stat(c.Path); err != nil {
-			return nil, fmt.Errorf("read kubeconfig: %w: %w", reconcile.ErrCredentials, err)
+			return nil, "", fmt.Errorf("read kubeconfig: %w: %w", reconcile.ErrCredentials, err)
 		}
 		// Loaded from the file so relative certificate paths resolve.
 		cfg, err := clientcmd.BuildConfigFromFlags("", c.Path)
 		if err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w: %w", c.Path, reconcile.ErrCredentials, err)
+			return nil, "", fmt.Errorf("kubeconfig %s: %w: %w", c.Path, reconcile.ErrCredentials, err)
 		}
-		return cfg, nil
+		return cfg, "", nil
 	default:
-		return nil, fmt.Errorf("cluster %s declares no credentials: %w", spec.Name, reconcile.ErrCredentials)
+		return nil, "", fmt.Errorf("cluster %s declares no credentials: %w", spec.Name, reconcile.ErrCredentials)
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+	cfg, err = clientcmd.RESTConfigFromKubeConfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig of %s: %w: %w", spec.Name, reconcile.ErrCredentials, err)
+		return nil, "", fmt.Errorf("kubeconfig of %s: %w: %w", spec.Name, reconcile.ErrCredentials, err)
 	}
-	return cfg, nil
+	return cfg, version, nil
 }

@@ -59,7 +59,7 @@ func TestManagerNodesSpec(t *testing.T) {
 				Namespaces:  reconcile.NamespacePolicy{Mode: reconcile.NamespaceModePrefix, Prefix: "hub-"},
 				Credentials: tt.cred,
 			}
-			got, err := n.vnodeSpec(context.Background(), spec)
+			got, _, err := n.vnodeSpec(context.Background(), spec)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
