@@ -62,4 +62,7 @@ func (bn *bench) memoryFigures(ctx context.Context, a *atollRun, key, what strin
 	bn.res.Add(key+"_heap_free_mb", what+": heap free, not yet returned", mb("go_memstats_heap_idle_bytes")-mb("go_memstats_heap_released_bytes"), "MB")
 	bn.res.Add(key+"_stack_mb", what+": goroutine stacks", mb("go_memstats_stack_inuse_bytes"), "MB")
 	bn.res.Add(key+"_goroutines", what+": goroutines", v["go_goroutines"], "")
+	if st, err := ReadProcStat(a.p.Pid()); err == nil {
+		bn.res.Add(key+"_rss_file_mb", what+": RSS mapped from the binary (file pages)", MB(st.FileRSS), "MB")
+	}
 }

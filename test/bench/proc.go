@@ -21,6 +21,9 @@ type ProcStat struct {
 	RSS int64
 	// PeakRSS is the highest RSS so far, in bytes (VmHWM).
 	PeakRSS int64
+	// FileRSS is the part of RSS mapped from files, in bytes (RssFile):
+	// mostly the pages of the binary the kernel mapped in.
+	FileRSS int64
 	// CPU is the user plus system CPU time used so far, every thread
 	// counted, exited ones included.
 	CPU time.Duration
@@ -44,6 +47,8 @@ func ReadProcStat(pid int) (ProcStat, error) {
 			s.RSS, err = parseKB(val)
 		case "VmHWM":
 			s.PeakRSS, err = parseKB(val)
+		case "RssFile":
+			s.FileRSS, err = parseKB(val)
 		}
 		if err != nil {
 			return s, fmt.Errorf("process %d: %s: %w", pid, key, err)

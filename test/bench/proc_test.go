@@ -56,6 +56,10 @@ func TestReadProcStatSelf(t *testing.T) {
 	if after.PeakRSS < after.RSS {
 		t.Errorf("PeakRSS %d < RSS %d", after.PeakRSS, after.RSS)
 	}
+	// The test binary's own code is mapped from its file; the 64 MiB are not.
+	if after.FileRSS <= 0 || after.FileRSS > after.RSS-32<<20 {
+		t.Errorf("FileRSS %d of RSS %d, want some, and not the anonymous 64 MiB", after.FileRSS, after.RSS)
+	}
 	if after.CPU-before.CPU < 50*time.Millisecond {
 		t.Errorf("CPU grew %v in 20 s of spinning", after.CPU-before.CPU)
 	}

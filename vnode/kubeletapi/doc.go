@@ -8,8 +8,11 @@
 // CA, or bearer tokens through a TokenReview against the master) and
 // authorized with a SubjectAccessReview on nodes/proxy (nodes/log,
 // nodes/stats, nodes/metrics) of the virtual node the pod is bound to, as a
-// kubelet in webhook mode does. Anonymous requests get 401; the server will
-// not start without an authenticator unless Insecure is set.
+// kubelet in webhook mode does; answers are cached for the kubelet's default
+// times (two minutes for a token, five for an allowed request, thirty
+// seconds for a denied one), and a client CA file is read again when it
+// changes. Anonymous requests get 401; the server will not start without an
+// authenticator unless Insecure is set.
 //
 //	srv, err := kubeletapi.New(kubeletapi.Config{
 //		Addr:         ":10250",
