@@ -49,8 +49,9 @@ breaker (trailer Atoll-Allow-Removal: N).
 With --post-status (needs --repo) the outcome is also posted as a commit
 status with context atoll/plan on HEAD's commit — e.g. on a pull
 request's head: success with the summary ("+1 node cern-003 · taint
-changed on gke-001", or "no node changes"), failure with the error when
-the plan fails. The provider is chosen as for atoll run, from --repo-url
+changed on gke-001", or "no node changes"), failure with the breaker's
+reason when Atoll would refuse HEAD, failure with the error when the plan
+fails. The provider is chosen as for atoll run, from --repo-url
 or else the origin remote of --repo. A status that cannot be posted makes
 the exit code 2.
 
@@ -150,9 +151,10 @@ func runPlan(cmd *cobra.Command, fl planFlags, base, head string) (*reconcile.Pl
 	if err := p.WriteText(out); err != nil {
 		return nil, fail(err)
 	}
+	var breaker error
 	if fl.repo != "" {
-		if err := reconcile.CheckBreaker(p, sides[1].message, fl.maxShare); err != nil {
-			fmt.Fprintf(out, "\n! %v\n", err)
+		if breaker = reconcile.CheckBreaker(p, sides[1].message, fl.maxShare); breaker != nil {
+			fmt.Fprintf(out, "\n! %v\n", breaker)
 		} else if reconcile.CheckBreaker(p, "", fl.maxShare) != nil {
 			n, _ := reconcile.AllowedRemovals(sides[1].message)
 			fmt.Fprintf(out, "\nbreaker: allowed by the commit's trailer \"%s: %d\"\n", reconcile.AllowRemovalTrailer, n)
@@ -161,7 +163,12 @@ func runPlan(cmd *cobra.Command, fl planFlags, base, head string) (*reconcile.Pl
 	if p.Empty() {
 		return p, nil
 	}
-	return p, &exitError{code: planExitChanges, err: fmt.Errorf("plan: %s", p.Summary())}
+	changes := fmt.Errorf("plan: %s", p.Summary())
+	if breaker != nil {
+		// Still exit code 1: the plan is computed; Atoll would refuse it.
+		changes = fmt.Errorf("plan: %s: %w", p.Summary(), breaker)
+	}
+	return p, &exitError{code: planExitChanges, err: changes}
 }
 
 // invalidFleetError is a plan refused because a side has invalid
@@ -192,9 +199,10 @@ func (o *planStatusFlags) addFlags(f *pflag.FlagSet) {
 }
 
 // runPlanPostingStatus runs the plan and posts its outcome on HEAD's
-// commit: success with the summary when the plan could be computed,
-// failure with the error otherwise. The post is synchronous; when it fails
-// the exit code is planExitError.
+// commit: success with the summary when the plan could be computed and
+// Atoll would apply it, failure with the breaker's reason when it would
+// refuse it, failure with the error otherwise. The post is synchronous;
+// when it fails the exit code is planExitError.
 func runPlanPostingStatus(cmd *cobra.Command, fl planFlags, base, head string) error {
 	fail := func(err error) error { return &exitError{code: planExitError, err: err} }
 	if fl.repo == "" {
@@ -219,12 +227,18 @@ func runPlanPostingStatus(cmd *cobra.Command, fl planFlags, base, head string) e
 
 	p, planErr := runPlan(cmd, fl, base, head)
 	st := commitstatus.Status{Revision: sha, Context: planStatusContext}
-	if code := exitCode(planErr); planErr == nil || code == planExitChanges {
+	var breaker *reconcile.BreakerError
+	switch code := exitCode(planErr); {
+	case errors.As(planErr, &breaker):
+		// Atoll would refuse the revision: the check fails until the
+		// commit carries the trailer.
+		st.State, st.Description = commitstatus.StateFailure, breaker.Error()
+	case planErr == nil || code == planExitChanges:
 		st.State, st.Description = commitstatus.StateSuccess, "no node changes"
 		if !p.Empty() {
 			st.Description = p.Summary()
 		}
-	} else {
+	default:
 		st.State, st.Description = commitstatus.StateFailure, planFailureDescription(planErr)
 	}
 

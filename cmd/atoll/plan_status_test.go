@@ -62,6 +62,8 @@ func TestPlanPostStatus(t *testing.T) {
 		{"Add the first clusters", "testdata/fleet-base"},
 		{"Add cern-003, a GPU policy; retire old-1", "testdata/fleet-head"},
 		{"Break cern.yaml", "testdata/fleet-invalid"},
+		{"Remove everything", ""},
+		{"Remove everything, on purpose\n\nAtoll-Allow-Removal: 3", ""},
 	})
 	addRemote := exec.Command("git", "-C", repo, "remote", "add", "origin", "https://gitea.example.com/fleet-org/fleet.git")
 	if out, err := addRemote.CombinedOutput(); err != nil {
@@ -93,6 +95,10 @@ func TestPlanPostStatus(t *testing.T) {
 		{name: "invalid head: failure naming file and line", serverCode: http.StatusCreated, base: 1, head: 2, wantCode: 2,
 			wantPath: "/api/v1/repos/fleet-org/fleet/statuses/" + ids[2], wantState: "failure",
 			wantDesc: "invalid fleet declarations: head: fleet/cern.yaml:7: spec.credentials.path: ", descPrefix: true, wantStderr: "plan: invalid fleet declarations"},
+		{name: "breaker would refuse: failure with its reason", serverCode: http.StatusCreated, base: 1, head: 3, wantCode: 1,
+			wantPath: "/api/v1/repos/fleet-org/fleet/statuses/" + ids[3], wantState: "failure", descPrefix: true, wantDesc: "breaker: "},
+		{name: "breaker allowed by the trailer: success", serverCode: http.StatusCreated, base: 1, head: 4, wantCode: 1,
+			wantPath: "/api/v1/repos/fleet-org/fleet/statuses/" + ids[4], wantState: "success", descPrefix: true, wantDesc: "-3 nodes"},
 		{name: "--repo-url overrides origin", serverCode: http.StatusCreated, base: 0, head: 1, wantCode: 1,
 			args:     []string{"--repo-url", "https://gitea.example.com/other/fleet2"},
 			wantPath: "/api/v1/repos/other/fleet2/statuses/" + ids[1], wantState: "success", descPrefix: true, wantDesc: "+1 node cern-003"},
@@ -142,7 +148,7 @@ func TestPlanPostStatus(t *testing.T) {
 			if tt.descPrefix && !strings.HasPrefix(desc, tt.wantDesc) || !tt.descPrefix && desc != tt.wantDesc {
 				t.Errorf("description %q, want %q (prefix: %v)", desc, tt.wantDesc, tt.descPrefix)
 			}
-			if tt.wantState == "failure" && !strings.HasSuffix(desc, "(and 3 more)") {
+			if strings.HasPrefix(tt.wantDesc, "invalid fleet") && !strings.HasSuffix(desc, "(and 3 more)") {
 				t.Errorf("failure description %q does not count the other problems", desc)
 			}
 		})
