@@ -44,17 +44,24 @@ func Namespace(t testing.TB, master kubernetes.Interface, prefix string) string 
 func SecretName(remote string) string { return remote + "-kubeconfig" }
 
 // KubeconfigSecrets creates a SecretName(remote) Secret in ns for every
-// remote, holding its admin kubeconfig under reconcile.DefaultSecretKey.
+// remote, holding under reconcile.DefaultSecretKey a kubeconfig of the
+// least-privilege identity deploy/remote grants (RemoteIdentity), valid for
+// two hours.
 func KubeconfigSecrets(t testing.TB, master kubernetes.Interface, ns string, remotes []*testenv.Cluster) {
 	t.Helper()
+	ctx := testenv.Context(t)
 	for _, rc := range remotes {
-		data, err := os.ReadFile(rc.Kubeconfig)
+		path, err := RemoteIdentity(ctx, rc, t.TempDir(), 2*time.Hour)
+		if err != nil {
+			t.Fatalf("identity for %s: %v", rc.Name, err)
+		}
+		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(rc.Name), Namespace: ns},
 			Data: map[string][]byte{reconcile.DefaultSecretKey: data}}
-		if _, err := master.CoreV1().Secrets(ns).Create(testenv.Context(t), s, metav1.CreateOptions{}); err != nil {
+		if _, err := master.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,9 +7,11 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
 )
 
@@ -17,7 +19,8 @@ var (
 	env      *testenv.Env
 	master   kubernetes.Interface
 	atollBin string
-	// remoteKubeconfig is each remote's admin kubeconfig, by cluster name.
+	// remoteKubeconfig is, by cluster name, a kubeconfig of each remote's
+	// least-privilege identity for Atoll (deploy/remote).
 	remoteKubeconfig = map[string]string{}
 )
 
@@ -29,7 +32,9 @@ func TestMain(m *testing.M) {
 			return nil, err
 		}
 		for _, r := range env.Remotes {
-			remoteKubeconfig[r.Name] = r.Kubeconfig
+			if remoteKubeconfig[r.Name], err = fleettest.RemoteIdentity(ctx, r, env.Dir, 2*time.Hour); err != nil {
+				return nil, err
+			}
 		}
 		atollBin, err = testenv.BuildAtoll(ctx, env.Dir)
 		return nil, err
