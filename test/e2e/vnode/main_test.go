@@ -7,11 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,18 +56,10 @@ func setup(ctx context.Context, e *testenv.Env) (func(), error) {
 	}
 	teardown := func() {
 		for _, p := range nodes {
-			p.kill()
+			p.Kill()
 		}
 	}
 	for _, r := range env.Remotes {
-		port, err := testenv.FreePort()
-		if err != nil {
-			return teardown, err
-		}
-		kubeletPort, err := testenv.FreePort()
-		if err != nil {
-			return teardown, err
-		}
 		// Each node reaches its remote with exactly the rights
 		// deploy/remote grants: a verb Atoll needs and the role lacks fails
 		// the suite.
@@ -79,15 +67,15 @@ func setup(ctx context.Context, e *testenv.Env) (func(), error) {
 		if err != nil {
 			return teardown, err
 		}
-		p := &nodeProcess{name: r.Name, remoteKubeconfig: kc, metricsAddr: fmt.Sprintf("127.0.0.1:%d", port), kubeletPort: kubeletPort}
-		if err := p.start(); err != nil {
+		p, err := startNode(r.Name, kc)
+		if err != nil {
 			return teardown, err
 		}
 		nodes[r.Name] = p
 	}
 	for name := range nodes {
 		if err := waitNodeReady(ctx, name, 2*time.Minute); err != nil {
-			return teardown, fmt.Errorf("virtual node %s: %w (log: %s)", name, err, nodes[name].logPath())
+			return teardown, fmt.Errorf("virtual node %s: %w (log: %s)", name, err, nodes[name].Log())
 		}
 	}
 	return teardown, nil
@@ -95,52 +83,26 @@ func setup(ctx context.Context, e *testenv.Env) (func(), error) {
 
 // nodeProcess is one `atoll node` process.
 type nodeProcess struct {
-	name             string
-	remoteKubeconfig string
-
+	*fleettest.Process
 	metricsAddr string // host:port of its /metrics
-	kubeletPort int    // port of its kubelet API
-
-	mu  sync.Mutex
-	cmd *exec.Cmd
 }
 
-func (p *nodeProcess) logPath() string {
-	return filepath.Join(env.Dir, "logs", "atoll-node-"+p.name+".log")
-}
-
-func (p *nodeProcess) start() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f, err := os.OpenFile(p.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+func startNode(name, remoteKubeconfig string) (*nodeProcess, error) {
+	port, err := testenv.FreePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
-	cmd := exec.Command(atollBin, "node", "--name", p.name,
-		"--kubeconfig", env.Master.Kubeconfig, "--remote-kubeconfig", p.remoteKubeconfig,
+	kubeletPort, err := testenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &nodeProcess{metricsAddr: fmt.Sprintf("127.0.0.1:%d", port)}
+	args := append([]string{"node", "--name", name,
+		"--kubeconfig", env.Master.Kubeconfig, "--remote-kubeconfig", remoteKubeconfig,
 		"--node-ip", "127.0.0.1", "--log-level", "debug", "--metrics-addr", p.metricsAddr,
-		"--kubelet-port", strconv.Itoa(p.kubeletPort), "--kubelet-client-ca-file", env.Master.CAFile,
-		"--kubelet-tls-cert-file", env.Master.KubeletServingCert, "--kubelet-tls-key-file", env.Master.KubeletServingKey)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start atoll node %s: %w", p.name, err)
-	}
-	p.cmd = cmd
-	return nil
-}
-
-// kill ends the process with SIGKILL: no clean shutdown, like a crash.
-func (p *nodeProcess) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-	p.cmd = nil
+	}, fleettest.KubeletAPIArgs(env, kubeletPort)...)
+	p.Process = fleettest.NewProcess(atollBin, filepath.Join(env.Dir, "logs", "atoll-node-"+name+".log"), args...)
+	return p, p.Start()
 }
 
 func waitNodeReady(ctx context.Context, name string, timeout time.Duration) error {

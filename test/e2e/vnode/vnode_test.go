@@ -605,10 +605,10 @@ func TestRestartDuringChurn(t *testing.T) {
 		l, err := rc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		return err == nil && len(l.Items) >= 5, err
 	})
-	proc.kill()
+	proc.Kill()
 	create(40, 100)
 	deleteEven(20, 60)
-	if err := proc.start(); err != nil {
+	if err := proc.Start(); err != nil {
 		t.Fatal(err)
 	}
 	close(errs)
