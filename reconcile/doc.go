@@ -78,8 +78,8 @@
 //   - The last outcome per cluster is kept in the ConfigMap atoll-status
 //     in Atoll's namespace (ReadStatus; `atoll status`), and each revision
 //     outcome is an Event on it.
-//   - A Secret whose content changes under an unchanged secretRef is picked
-//     up by the NodeSet of `atoll run` and `atoll watch` (cmd/atoll,
-//     managerNodes): the node restarts with the new kubeconfig. A kubeconfig
-//     file (watch mode's path) is read again when its declaration changes.
+//   - A Secret whose content changes under an unchanged secretRef, or a
+//     kubeconfig file (watch mode's path) that changes, is picked up by the
+//     NodeSet of `atoll run` and `atoll watch` (cmd/atoll, managerNodes):
+//     the node restarts with the new kubeconfig.
 package reconcile

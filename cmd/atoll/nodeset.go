@@ -26,8 +26,8 @@ import (
 // managerNodes is the reconciler's NodeSet on a vnode.Manager: it turns a
 // declared node into a vnode.NodeSpec, reading the credentials from a
 // Secret in Atoll's namespace or (watch mode) from a kubeconfig file. A node
-// whose Secret changes is applied again (watchCredentials), so rotated
-// credentials take effect without a commit.
+// whose Secret or kubeconfig file changes is applied again
+// (watchCredentials), so rotated credentials take effect without a commit.
 type managerNodes struct {
 	m         *vnode.Manager
 	master    kubernetes.Interface
@@ -35,19 +35,25 @@ type managerNodes struct {
 	timeout   time.Duration
 	log       *slog.Logger
 
-	// mu serializes changes to nodes: the reconciler's and those of a
-	// changed Secret, so a re-application never undoes a newer spec.
+	// mu serializes changes to nodes: the reconciler's and those of
+	// changed credentials, so a re-application never undoes a newer spec.
 	mu sync.Mutex
-	// fromSecret are the nodes applied with credentials from a Secret.
-	fromSecret map[string]secretCredentials
+	// creds are, per running node, where its credentials were read from.
+	creds map[string]credentialSource
 }
 
-// secretCredentials says which Secret, at which resourceVersion, a node's
-// credentials were read from, and the declaration it was applied with.
-type secretCredentials struct {
-	spec            reconcile.NodeSpec
-	secret, version string
+// credentialSource says where a node's credentials were read from — a
+// Secret at a resourceVersion, or a file with a modification time and size —
+// and the declaration the node was applied with.
+type credentialSource struct {
+	spec    reconcile.NodeSpec
+	secret  string // name of the Secret, or ""
+	path    string // the kubeconfig file, or ""
+	version string // the Secret's resourceVersion, or the file's fileVersion
 }
+
+// credentialFilePoll is how often kubeconfig files are looked at.
+const credentialFilePoll = 2 * time.Second
 
 var _ reconcile.NodeSet = (*managerNodes)(nil)
 
@@ -84,21 +90,25 @@ func (n *managerNodes) Update(ctx context.Context, spec reconcile.NodeSpec) erro
 // applied remembers where a node's credentials came from once it runs with
 // them. The caller holds n.mu.
 func (n *managerNodes) applied(spec reconcile.NodeSpec, version string, err error) {
-	ref := spec.Credentials.SecretRef
-	if err != nil || ref == nil {
-		delete(n.fromSecret, spec.Name)
+	c := spec.Credentials
+	if err != nil || (c.SecretRef == nil && c.Path == "") {
+		delete(n.creds, spec.Name)
 		return
 	}
-	if n.fromSecret == nil {
-		n.fromSecret = map[string]secretCredentials{}
+	if n.creds == nil {
+		n.creds = map[string]credentialSource{}
 	}
-	n.fromSecret[spec.Name] = secretCredentials{spec: spec, secret: ref.Name, version: version}
+	src := credentialSource{spec: spec, path: c.Path, version: version}
+	if c.SecretRef != nil {
+		src.secret, src.path = c.SecretRef.Name, ""
+	}
+	n.creds[spec.Name] = src
 }
 
 func (n *managerNodes) Remove(ctx context.Context, name string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delete(n.fromSecret, name)
+	delete(n.creds, name)
 	err := n.m.Remove(ctx, name)
 	if !errors.Is(err, vnode.ErrNodeNotFound) {
 		return err
@@ -116,16 +126,17 @@ func (n *managerNodes) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// watchCredentials watches the Secrets of Atoll's namespace until ctx ends
-// and applies again every node whose credentials come from one that
-// changed: the node restarts with the new kubeconfig (its pods are adopted
-// again), its declaration unchanged.
+// watchCredentials watches the Secrets of Atoll's namespace, and looks at
+// the kubeconfig files of watch mode every credentialFilePoll, until ctx
+// ends; every node whose credentials changed is applied again: it restarts
+// with the new kubeconfig (its pods are adopted again), its declaration
+// unchanged. (Files a kubeconfig file refers to are not looked at.)
 func (n *managerNodes) watchCredentials(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(n.master, 0, informers.WithNamespace(n.namespace))
 	inf := factory.Core().V1().Secrets().Informer()
 	changed := func(obj any) {
 		if s, ok := obj.(*corev1.Secret); ok {
-			n.secretChanged(ctx, s)
+			n.reapply(ctx, func(c credentialSource) bool { return c.secret == s.Name && c.version != s.ResourceVersion })
 		}
 	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -135,19 +146,36 @@ func (n *managerNodes) watchCredentials(ctx context.Context) error {
 		return err
 	}
 	factory.Start(ctx.Done())
-	<-ctx.Done()
-	factory.Shutdown()
-	return nil
+	defer factory.Shutdown()
+	tick := time.NewTicker(credentialFilePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			n.reapply(ctx, func(c credentialSource) bool {
+				if c.path == "" {
+					return false
+				}
+				v, err := fileVersion(c.path)
+				return err == nil && v != c.version
+			})
+		}
+	}
 }
 
-// secretChanged applies again the nodes whose credentials were read from an
-// earlier version of s.
-func (n *managerNodes) secretChanged(ctx context.Context, s *corev1.Secret) {
+// reapply applies again the nodes whose credentials stale says changed.
+func (n *managerNodes) reapply(ctx context.Context, stale func(credentialSource) bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for name, c := range n.fromSecret {
-		if c.secret != s.Name || c.version == s.ResourceVersion {
+	for name, c := range n.creds {
+		if !stale(c) {
 			continue
+		}
+		from := c.path
+		if c.secret != "" {
+			from = "secret " + n.namespace + "/" + c.secret
 		}
 		vs, version, err := n.vnodeSpec(ctx, c.spec)
 		if err == nil {
@@ -155,12 +183,21 @@ func (n *managerNodes) secretChanged(ctx context.Context, s *corev1.Secret) {
 		}
 		if err != nil {
 			// The reconciler reports the node; the next change retries.
-			n.log.Error("apply changed credentials", "node", name, "secret", s.Name, "err", err)
+			n.log.Error("apply changed credentials", "node", name, "from", from, "err", err)
 			continue
 		}
-		n.log.Info("applied changed credentials", "node", name, "secret", s.Name)
+		n.log.Info("applied changed credentials", "node", name, "from", from)
 		n.applied(c.spec, version, nil)
 	}
+}
+
+// fileVersion identifies a file's content by its modification time and size.
+func fileVersion(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size()), nil
 }
 
 func (n *managerNodes) List() []reconcile.NodeState {
@@ -173,7 +210,8 @@ func (n *managerNodes) List() []reconcile.NodeState {
 }
 
 // vnodeSpec converts a declared node, reading its credentials; version is
-// the resourceVersion of the Secret they came from ("" from a file).
+// the resourceVersion of the Secret they came from, or the fileVersion of
+// the kubeconfig file.
 func (n *managerNodes) vnodeSpec(ctx context.Context, spec reconcile.NodeSpec) (vs vnode.NodeSpec, version string, err error) {
 	remote, version, err := n.credentials(ctx, spec)
 	if err != nil {
@@ -209,7 +247,7 @@ func (n *managerNodes) vnodeSpec(ctx context.Context, spec reconcile.NodeSpec) (
 
 // credentials reads the remote's kubeconfig: from the Secret in Atoll's
 // namespace (version is its resourceVersion), or from the (already
-// absolute) path.
+// absolute) path (version is its fileVersion, taken before it is read).
 func (n *managerNodes) credentials(ctx context.Context, spec reconcile.NodeSpec) (cfg *rest.Config, version string, err error) {
 	var data []byte
 	switch c := spec.Credentials; {
@@ -230,7 +268,8 @@ func (n *managerNodes) credentials(ctx context.Context, spec reconcile.NodeSpec)
 		}
 		version = s.ResourceVersion
 	case c.Path != "":
-		if _, err := os.Stat(c.Path); err != nil {
+		version, err := fileVersion(c.Path)
+		if err != nil {
 			return nil, "", fmt.Errorf("read kubeconfig: %w: %w", reconcile.ErrCredentials, err)
 		}
 		// Loaded from the file so relative certificate paths resolve.
@@ -238,7 +277,7 @@ func (n *managerNodes) credentials(ctx context.Context, spec reconcile.NodeSpec)
 		if err != nil {
 			return nil, "", fmt.Errorf("kubeconfig %s: %w: %w", c.Path, reconcile.ErrCredentials, err)
 		}
-		return cfg, "", nil
+		return cfg, version, nil
 	default:
 		return nil, "", fmt.Errorf("cluster %s declares no credentials: %w", spec.Name, reconcile.ErrCredentials)
 	}
