@@ -219,7 +219,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.log.Info("manager starting", "masterID", m.cfg.MasterID, "nodeIP", m.cfg.NodeIP)
 	factory := informers.NewSharedInformerFactoryWithOptions(m.client, m.cfg.ResyncPeriod, informers.WithTransform(dropManagedFields))
 	nodeFactory := informers.NewSharedInformerFactoryWithOptions(m.client, m.cfg.ResyncPeriod, informers.WithTransform(dropManagedFields),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = virtualNodeSelector() }))
+		// The master's virtual nodes: those with the label atoll.dev/cluster.
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelCluster }))
 	bcast := record.NewBroadcaster(record.WithContext(ctx))
 	bcast.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
 	shared, err := newMasterShared(m.client, factory, nodeFactory, func(node string) record.EventRecorder {

@@ -558,14 +558,18 @@ func (v *VirtualNode) syncNode(ctx context.Context, spec NodeSpec, st nodeState,
 	// The cache is enough: a stale read ends in AlreadyExists (then the
 	// Node is read) or Conflict (the next pass, at most PingInterval
 	// later, gets it right).
+	var cur *corev1.Node
+	read := func() error {
+		return withTimeout(ctx, t, func(c context.Context) (err error) {
+			cur, err = nodes.Get(c, v.name, metav1.GetOptions{})
+			return err
+		})
+	}
 	cur, err := v.master.nodes.Lister().Get(v.name)
 	if err == nil {
 		cur = cur.DeepCopy()
 	} else if apierrors.IsNotFound(err) && !v.master.nodes.Informer().HasSynced() {
-		err = withTimeout(ctx, t, func(c context.Context) (err error) {
-			cur, err = nodes.Get(c, v.name, metav1.GetOptions{})
-			return err
-		})
+		err = read()
 	}
 	if apierrors.IsNotFound(err) {
 		written, cerr := v.createNode(ctx, spec, st)
@@ -574,10 +578,7 @@ func (v *VirtualNode) syncNode(ctx context.Context, spec NodeSpec, st nodeState,
 		}
 		// The cache lags, or does not hold the Node because its
 		// atoll.dev/cluster label was removed: it is read and updated.
-		err = withTimeout(ctx, t, func(c context.Context) (err error) {
-			cur, err = nodes.Get(c, v.name, metav1.GetOptions{})
-			return err
-		})
+		err = read()
 	}
 	if err != nil {
 		return false, fmt.Errorf("get node: %w", err)

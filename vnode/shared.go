@@ -4,8 +4,6 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -52,15 +50,6 @@ func newMasterShared(client kubernetes.Interface, factory, nodeFactory informers
 		}
 	}
 	return s, nil
-}
-
-// virtualNodeSelector selects the master's virtual nodes.
-func virtualNodeSelector() string {
-	req, err := labels.NewRequirement(LabelCluster, selection.Exists, nil)
-	if err != nil {
-		panic(err) // a constant, valid key
-	}
-	return labels.NewSelector().Add(*req).String()
 }
 
 // fanout is a shared informer's one event handler: it passes every event

@@ -146,8 +146,8 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		workqueue.TypedRateLimitingQueueConfig[workKey]{Name: "atoll-vnode-" + spec.Name},
 	)
 
-	stripManaged := dropManagedFields
-	// Master: the pods bound to this node, and the Node object itself.
+	// Master: the pods bound to this node (its Node is in the shared
+	// informer of every virtual node).
 	mPods := informers.NewSharedInformerFactoryWithOptions(shared.client, cfg.ResyncPeriod,
 		informers.WithTransform(leanMasterPod),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -162,7 +162,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		informers.WithTransform(leanRemotePod),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = owned }))
 	rAll := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
-		informers.WithTransform(stripManaged))
+		informers.WithTransform(dropManagedFields))
 	v.remote = remoteSide{
 		client:          remoteClient,
 		pods:            rOwned.Core().V1().Pods(),
@@ -365,7 +365,7 @@ func leanMasterPod(obj any) (any, error) {
 	if !isLeanMasterPod(p) {
 		return p, nil
 	}
-	s := &p.Spec
+	s := p.Spec
 	p.Spec = corev1.PodSpec{
 		NodeName:              s.NodeName,
 		ActiveDeadlineSeconds: s.ActiveDeadlineSeconds,

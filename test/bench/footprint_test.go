@@ -52,7 +52,7 @@ func peak(a *atollRun) int64 {
 // runtime's own metrics: live heap, heap kept but free, stacks, goroutines.
 func (bn *bench) memoryFigures(ctx context.Context, a *atollRun, key, what string) {
 	v, err := ScrapeValues(ctx, a.metricsURL(), "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes",
-		"go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_goroutines")
+		"go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines")
 	if err != nil {
 		bn.b.Logf("memory figures: %v", err)
 		return
