@@ -7,6 +7,11 @@ UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test/e2e/)
 E2E_TIMEOUT ?= 60m
 # Flags of `make bench`, e.g. BENCH_ARGS='-pods 5000 -idle-nodes 100'.
 BENCH_ARGS  ?=
+# kustomize's Go plugin loader imports package plugin, which makes the linker
+# export every symbol and keep every exported method: twice the code, mapped
+# into every Atoll process. Atoll renders with plugins off, so every go
+# command here builds without that loader (test/testenv.BuildAtoll checks).
+export GOFLAGS += -tags=kustomize_disable_go_plugin_support
 
 .DEFAULT_GOAL := help
 

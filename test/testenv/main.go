@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,15 +53,44 @@ func Main(m *testing.M, opts Options, setup func(ctx context.Context, env *Env) 
 	return m.Run()
 }
 
-// BuildAtoll builds the atoll command into dir and returns its path.
+// AtollBuildTags are the build tags Atoll is built with (the Makefile's
+// GOFLAGS has the same): kustomize without its Go plugin loader, whose
+// import of package plugin would double the code mapped into every Atoll.
+const AtollBuildTags = "kustomize_disable_go_plugin_support"
+
+// BuildAtoll builds the atoll command into dir and returns its path. It
+// fails if the binary links package plugin, so a dependency that brings it
+// back is caught where the figures of test/bench would silently worsen.
 func BuildAtoll(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "atoll")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/atoll-dev/atoll/cmd/atoll")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", AtollBuildTags, "-o", bin, "github.com/atoll-dev/atoll/cmd/atoll")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("build atoll: %w", err)
 	}
+	if err := checkNoGoPlugins(bin); err != nil {
+		return "", err
+	}
 	return bin, nil
+}
+
+// checkNoGoPlugins fails if the executable links package plugin.
+func checkNoGoPlugins(bin string) error {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		return fmt.Errorf("symbols of %s: %w", bin, err)
+	}
+	for _, s := range syms {
+		if strings.HasPrefix(s.Name, "plugin.") {
+			return fmt.Errorf("%s links package plugin (every symbol exported, no method pruning); find the importer with `go list -deps -tags %s ./cmd/atoll`", bin, AtollBuildTags)
+		}
+	}
+	return nil
 }
 
 // WaitFor polls cond every 200ms, each call bounded to 10 s, until it is
