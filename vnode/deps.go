@@ -255,11 +255,7 @@ func (v *VirtualNode) syncDependency(ctx context.Context, kind DependencyKind, n
 // dependencyUsed reports whether a non-terminated master pod on this node
 // references the object.
 func (v *VirtualNode) dependencyUsed(kind DependencyKind, namespace, name string) bool {
-	objs, err := v.master.pods.Informer().GetIndexer().ByIndex(indexDependencies, depKey(kind, namespace, name))
-	if err != nil {
-		return false
-	}
-	return len(objs) > 0
+	return len(v.master.pods.metasByIndex(indexDependencies, depKey(kind, namespace, name))) > 0
 }
 
 // ensureDependencies copies every dependency of a master pod to the remote

@@ -139,7 +139,7 @@ func (e *remoteEvents) forward(obj any) {
 	if eventTime(ev).Before(e.v.started.Add(-time.Minute)) {
 		return
 	}
-	remote, err := e.v.remote.pods.Lister().Pods(ev.InvolvedObject.Namespace).Get(ev.InvolvedObject.Name)
+	remote, err := e.v.remote.pods.get(ev.InvolvedObject.Namespace, ev.InvolvedObject.Name)
 	if err != nil || (ev.InvolvedObject.UID != "" && remote.UID != ev.InvolvedObject.UID) {
 		return
 	}
@@ -147,7 +147,7 @@ func (e *remoteEvents) forward(obj any) {
 	if !ok {
 		return
 	}
-	master, err := e.v.master.pods.Lister().Pods(k.namespace).Get(k.name)
+	master, err := e.v.master.pods.get(k.namespace, k.name)
 	if err != nil || string(master.UID) != remote.Labels[LabelOriginUID] {
 		return
 	}

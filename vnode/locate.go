@@ -19,7 +19,7 @@ var _ kubeletapi.Locator = (*Manager)(nil)
 // kubelet API. It reads the virtual nodes' caches; it makes no API call.
 func (m *Manager) Locate(_ context.Context, namespace, name string) (kubeletapi.Target, error) {
 	for _, n := range m.running() {
-		pod, err := n.vn.master.pods.Lister().Pods(namespace).Get(name)
+		pod, err := n.vn.master.pods.get(namespace, name)
 		if apierrors.IsNotFound(err) {
 			continue
 		}

@@ -420,7 +420,7 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 				v.resyncAll()
 			}
 		}
-		delegated := len(v.remote.pods.Informer().GetStore().ListKeys())
+		delegated := len(v.remote.pods.informer.GetStore().ListKeys())
 		v.metrics.delegatedPods.WithLabelValues(v.name).Set(float64(delegated))
 		v.healthMu.Lock()
 		v.health.Ready, v.health.Reason, v.health.DelegatedPods = st.Ready, st.Reason, delegated

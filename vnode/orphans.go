@@ -3,8 +3,6 @@ package vnode
 import (
 	"context"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // runOrphanCollector looks, every GCInterval, for remote pods, ConfigMaps and
@@ -32,21 +30,13 @@ func (v *VirtualNode) runOrphanCollector(ctx context.Context) {
 // their sync deletes those no pod uses).
 func (v *VirtualNode) collectOrphans() int {
 	n := 0
-	idx := v.master.pods.Informer().GetIndexer()
-	for _, obj := range v.remote.pods.Informer().GetStore().List() {
-		p, ok := obj.(*corev1.Pod)
-		if !ok {
-			continue
-		}
+	for _, p := range v.remote.pods.metas() {
 		k, ok := v.masterKeyOf(p)
 		if !ok {
 			continue
 		}
-		mobj, exists, _ := idx.GetByKey(k.namespace + "/" + k.name)
-		if exists {
-			if m, ok := mobj.(*corev1.Pod); ok && string(m.UID) == p.Labels[LabelOriginUID] {
-				continue
-			}
+		if m, ok := v.master.pods.meta(k.namespace, k.name); ok && string(m.GetUID()) == p.GetLabels()[LabelOriginUID] {
+			continue
 		}
 		n++
 		v.queue.Add(k)

@@ -30,16 +30,20 @@ func isTerminal(p corev1.PodPhase) bool {
 // it only looks at the current state of both sides (from the caches, with a
 // live read where a cache could mislead it into a destructive step).
 func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time.Duration, error) {
-	master, err := v.master.pods.Lister().Pods(namespace).Get(name)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return 0, err
-	}
 	remoteNS := v.ns.Remote(namespace)
-	remote, err := v.remote.pods.Lister().Pods(remoteNS).Get(name)
+	k := workKey{keyPod, namespace, name}
+	if v.convergedFromMeta(k, remoteNS) {
+		v.forgetObserved(k)
+		return 0, nil
+	}
+	master, err := v.master.pods.get(namespace, name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
 	}
-	k := workKey{keyPod, namespace, name}
+	remote, err := v.remote.pods.get(remoteNS, name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
 	if master == nil {
 		v.forgetObserved(k)
 		v.converged.forget(k)
@@ -85,12 +89,8 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 	}
 	state := podState{masterRV: master.ResourceVersion, remoteRV: remote.ResourceVersion, specGen: v.specGen.Load()}
 	// Objects without a resource version (never from an API server) are
-	// always looked at.
+	// always looked at (convergedFromMeta skips the rest).
 	memo := master.ResourceVersion != "" && remote.ResourceVersion != ""
-	if memo && v.converged.has(k, state) {
-		v.forgetObserved(k)
-		return 0, nil
-	}
 	if err := v.updateRemotePod(ctx, master, remote); err != nil {
 		v.recordError("update", err)
 		return 0, err
@@ -105,6 +105,23 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 		v.converged.set(k, state)
 	}
 	return 0, nil
+}
+
+// convergedFromMeta reports, from the cached metadata alone (no pod is
+// built), whether both sides are in a state a sync converged in before.
+// Resource versions name one write each, so equal ones mean the very objects
+// of then: the same master pod, not being deleted, and its own copy (a
+// state is only remembered with both versions set).
+func (v *VirtualNode) convergedFromMeta(k workKey, remoteNS string) bool {
+	m, ok := v.master.pods.meta(k.namespace, k.name)
+	if !ok {
+		return false
+	}
+	r, ok := v.remote.pods.meta(remoteNS, k.name)
+	if !ok {
+		return false
+	}
+	return v.converged.has(k, podState{masterRV: m.GetResourceVersion(), remoteRV: r.GetResourceVersion(), specGen: v.specGen.Load()})
 }
 
 func (v *VirtualNode) getRemotePod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {

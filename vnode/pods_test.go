@@ -87,7 +87,10 @@ func TestLeanRemotePod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp := got.(*corev1.Pod)
+	if _, ok := got.(*leanPod); !ok {
+		t.Fatalf("remote pods are cached as %T, want *leanPod", got)
+	}
+	lp := podOf(got)
 	if lp.Spec.NodeName != testNode || *lp.Spec.ActiveDeadlineSeconds != 60 || lp.Spec.Containers[0].Image != "nginx" || lp.Spec.Containers[0].Name != "c" {
 		t.Errorf("lean spec lost what the sync reads: %+v", lp.Spec)
 	}
@@ -143,7 +146,10 @@ func TestLeanMasterPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lean := got.(*corev1.Pod)
+	if _, ok := got.(*leanPod); !ok {
+		t.Fatalf("delegated master pods are cached as %T, want *leanPod", got)
+	}
+	lean := podOf(got)
 	if want, have := PodDependencies(delegated), PodDependencies(lean); !equality.Semantic.DeepEqual(want, have) {
 		t.Errorf("dependencies of the lean pod = %+v, want %+v", have, want)
 	}
@@ -197,7 +203,7 @@ func TestCreateFromLeanCacheReadsWholePod(t *testing.T) {
 	if !foreignOnce.Load() {
 		t.Fatal("the sync never read the remote pod live: the test did not reach the path it is about")
 	}
-	cached, err := b.vn.master.pods.Lister().Pods("shop").Get("web-9")
+	cached, err := b.vn.master.pods.get("shop", "web-9")
 	if err != nil {
 		t.Fatal(err)
 	}

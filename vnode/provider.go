@@ -2,13 +2,11 @@ package vnode
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 )
 
 // VirtualNode is a complete virtual-kubelet provider. Atoll drives it with its
@@ -28,7 +26,7 @@ func (v *VirtualNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 
 // UpdatePod carries the mutable fields of pod to its remote copy.
 func (v *VirtualNode) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
-	remote, err := v.remote.pods.Lister().Pods(v.ns.Remote(pod.Namespace)).Get(pod.Name)
+	remote, err := v.remote.pods.get(v.ns.Remote(pod.Namespace), pod.Name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return errdefs.NotFoundf("remote pod %s/%s not found", pod.Namespace, pod.Name)
@@ -41,7 +39,7 @@ func (v *VirtualNode) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
 // DeletePod deletes the pod's remote copy with the pod's grace period. It
 // returns an errdefs NotFound error when there is no copy.
 func (v *VirtualNode) DeletePod(ctx context.Context, pod *corev1.Pod) error {
-	remote, err := v.remote.pods.Lister().Pods(v.ns.Remote(pod.Namespace)).Get(pod.Name)
+	remote, err := v.remote.pods.get(v.ns.Remote(pod.Namespace), pod.Name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return errdefs.NotFoundf("remote pod %s/%s not found", pod.Namespace, pod.Name)
@@ -62,7 +60,7 @@ func (v *VirtualNode) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 // GetPod returns the remote copy of a master pod, as the master sees it
 // (master namespace, master-side status). The result is a copy.
 func (v *VirtualNode) GetPod(_ context.Context, namespace, name string) (*corev1.Pod, error) {
-	remote, err := v.remote.pods.Lister().Pods(v.ns.Remote(namespace)).Get(name)
+	remote, err := v.remote.pods.get(v.ns.Remote(namespace), name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, errdefs.NotFoundf("pod %s/%s not found in remote", namespace, name)
@@ -83,10 +81,7 @@ func (v *VirtualNode) GetPodStatus(ctx context.Context, namespace, name string) 
 
 // GetPods returns every remote copy this node manages, as the master sees them.
 func (v *VirtualNode) GetPods(context.Context) ([]*corev1.Pod, error) {
-	list, err := v.remote.pods.Lister().List(labels.Everything())
-	if err != nil {
-		return nil, fmt.Errorf("list remote pods: %w", err)
-	}
+	list := v.remote.pods.list()
 	out := make([]*corev1.Pod, 0, len(list))
 	for _, p := range list {
 		out = append(out, v.masterView(p))
@@ -108,9 +103,13 @@ func (v *VirtualNode) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node))
 	v.nodeNotify.Store(&cb)
 }
 
-func (v *VirtualNode) notifyPod(remote *corev1.Pod) {
+// notifyPod calls the NotifyPods callback, if any, with the master view of
+// a remote pod cache entry.
+func (v *VirtualNode) notifyPod(remote any) {
 	if cb := v.podNotify.Load(); cb != nil {
-		(*cb)(v.masterView(remote))
+		if p := podOf(remote); p != nil {
+			(*cb)(v.masterView(p))
+		}
 	}
 }
 
@@ -127,7 +126,7 @@ func (v *VirtualNode) notifyNode(n *corev1.Node) {
 func (v *VirtualNode) masterView(remote *corev1.Pod) *corev1.Pod {
 	k, ok := v.masterKeyOf(remote)
 	if ok {
-		if m, err := v.master.pods.Lister().Pods(k.namespace).Get(k.name); err == nil && string(m.UID) == remote.Labels[LabelOriginUID] {
+		if m, err := v.master.pods.get(k.namespace, k.name); err == nil && string(m.UID) == remote.Labels[LabelOriginUID] {
 			p := m.DeepCopy()
 			p.Status = MasterPodStatus(m, remote, v.cfg.NodeIP)
 			return p

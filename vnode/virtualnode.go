@@ -56,12 +56,12 @@ func (k workKey) String() string {
 
 type masterSide struct {
 	masterShared
-	pods coreinformers.PodInformer
+	pods podCache
 }
 
 type remoteSide struct {
 	client          kubernetes.Interface
-	pods            coreinformers.PodInformer
+	pods            podCache
 	configMaps      coreinformers.ConfigMapInformer
 	secrets         coreinformers.SecretInformer
 	nodes           coreinformers.NodeInformer
@@ -153,7 +153,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", spec.Name).String()
 		}))
-	v.master = masterSide{masterShared: shared, pods: mPods.Core().V1().Pods()}
+	v.master = masterSide{masterShared: shared, pods: podCache{mPods.Core().V1().Pods().Informer()}}
 
 	// Remote: objects this master and node own, plus what the node status
 	// and translation need to know.
@@ -165,7 +165,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		informers.WithTransform(dropManagedFields))
 	v.remote = remoteSide{
 		client:          remoteClient,
-		pods:            rOwned.Core().V1().Pods(),
+		pods:            podCache{rOwned.Core().V1().Pods().Informer()},
 		configMaps:      rOwned.Core().V1().ConfigMaps(),
 		secrets:         rOwned.Core().V1().Secrets(),
 		nodes:           rAll.Core().V1().Nodes(),
@@ -321,29 +321,35 @@ func dropManagedFields(obj any) (any, error) {
 }
 
 // leanRemotePod is the transform of the remote informers of owned objects:
-// managed fields go, and a pod keeps of its spec only what the sync reads —
-// the containers' names and images, activeDeadlineSeconds, nodeName. The
-// full spec is the master pod's (test/bench/RESULTS.md has what it saves).
+// managed fields go, and a pod is kept as a leanPod with of its spec only
+// what the sync reads — the containers' names and images,
+// activeDeadlineSeconds, nodeName. The full spec is the master pod's
+// (test/bench/RESULTS.md has what it saves).
 func leanRemotePod(obj any) (any, error) {
 	obj, err := dropManagedFields(obj)
-	if p, ok := obj.(*corev1.Pod); ok && err == nil {
-		p.Spec = corev1.PodSpec{
-			NodeName:              p.Spec.NodeName,
-			ActiveDeadlineSeconds: p.Spec.ActiveDeadlineSeconds,
-			Containers:            leanContainers(p.Spec.Containers),
-			InitContainers:        leanContainers(p.Spec.InitContainers),
-		}
+	p, ok := obj.(*corev1.Pod)
+	if !ok || err != nil {
+		return obj, err
 	}
-	return obj, err
+	return &leanPod{
+		ObjectMeta: p.ObjectMeta,
+		spec: leanSpec{
+			nodeName:              p.Spec.NodeName,
+			activeDeadlineSeconds: p.Spec.ActiveDeadlineSeconds,
+			containers:            leanContainers(p.Spec.Containers),
+			initContainers:        leanContainers(p.Spec.InitContainers),
+		},
+		status: p.Status,
+	}, nil
 }
 
-func leanContainers(cs []corev1.Container) []corev1.Container {
+func leanContainers(cs []corev1.Container) []leanContainer {
 	if cs == nil {
 		return nil
 	}
-	out := make([]corev1.Container, len(cs))
+	out := make([]leanContainer, len(cs))
 	for i, c := range cs {
-		out[i] = corev1.Container{Name: c.Name, Image: c.Image}
+		out[i] = leanContainer{name: c.Name, image: c.Image}
 	}
 	return out
 }
@@ -351,30 +357,29 @@ func leanContainers(cs []corev1.Container) []corev1.Container {
 // leanMasterPod is the transform of the master pod informer. A pod not yet
 // delegated is kept whole: its remote copy is made from it. Once delegated
 // (condition atoll.dev/Delegated true; written only after the copy exists)
-// the cache keeps of its spec what can still change (container images,
-// activeDeadlineSeconds), nodeName, and the ConfigMap and Secret references
-// the dependency index reads (PodDependencies); everything else of the spec
-// goes, with managed fields. A sync that needs the whole spec again reads
-// the pod from the master (wholeMasterPod).
+// the cache keeps it as a leanPod with of its spec what can still change
+// (container images, activeDeadlineSeconds), nodeName, and the ConfigMap and
+// Secret references the dependency index reads (PodDependencies);
+// everything else of the spec goes, with managed fields. A sync that needs
+// the whole spec again reads the pod from the master (wholeMasterPod).
 func leanMasterPod(obj any) (any, error) {
 	obj, err := dropManagedFields(obj)
 	p, ok := obj.(*corev1.Pod)
-	if !ok || err != nil {
+	if !ok || err != nil || !isLeanMasterPod(p) {
 		return obj, err
 	}
-	if !isLeanMasterPod(p) {
-		return p, nil
-	}
-	s := p.Spec
-	p.Spec = corev1.PodSpec{
-		NodeName:              s.NodeName,
-		ActiveDeadlineSeconds: s.ActiveDeadlineSeconds,
-		Containers:            referenceContainers(s.Containers),
-		InitContainers:        referenceContainers(s.InitContainers),
-		Volumes:               referenceVolumes(s.Volumes),
-		ImagePullSecrets:      s.ImagePullSecrets,
-	}
-	return p, nil
+	return &leanPod{
+		ObjectMeta: p.ObjectMeta,
+		spec: leanSpec{
+			nodeName:              p.Spec.NodeName,
+			activeDeadlineSeconds: p.Spec.ActiveDeadlineSeconds,
+			containers:            referenceContainers(p.Spec.Containers),
+			initContainers:        referenceContainers(p.Spec.InitContainers),
+			volumes:               referenceVolumes(p.Spec.Volumes),
+			imagePullSecrets:      p.Spec.ImagePullSecrets,
+		},
+		status: p.Status,
+	}, nil
 }
 
 // isLeanMasterPod reports whether the master pod cache holds p without its
@@ -383,13 +388,13 @@ func isLeanMasterPod(p *corev1.Pod) bool { return hasCondition(p, ConditionDeleg
 
 // referenceContainers keeps of each container its name, image, envFrom and
 // the env entries that reference a ConfigMap or Secret.
-func referenceContainers(cs []corev1.Container) []corev1.Container {
+func referenceContainers(cs []corev1.Container) []leanContainer {
 	out := leanContainers(cs)
 	for i, c := range cs {
-		out[i].EnvFrom = c.EnvFrom
+		out[i].envFrom = c.EnvFrom
 		for _, e := range c.Env {
 			if f := e.ValueFrom; f != nil && (f.ConfigMapKeyRef != nil || f.SecretKeyRef != nil) {
-				out[i].Env = append(out[i].Env, corev1.EnvVar{Name: e.Name, ValueFrom: &corev1.EnvVarSource{
+				out[i].env = append(out[i].env, corev1.EnvVar{Name: e.Name, ValueFrom: &corev1.EnvVarSource{
 					ConfigMapKeyRef: f.ConfigMapKeyRef, SecretKeyRef: f.SecretKeyRef,
 				}})
 			}
@@ -436,9 +441,9 @@ func referenceVolumes(vs []corev1.Volume) []corev1.Volume {
 
 func (v *VirtualNode) hasSynced() []cache.InformerSynced {
 	return []cache.InformerSynced{
-		v.master.pods.Informer().HasSynced, v.master.nodes.Informer().HasSynced,
+		v.master.pods.informer.HasSynced, v.master.nodes.Informer().HasSynced,
 		v.master.configMaps.Informer().HasSynced, v.master.secrets.Informer().HasSynced,
-		v.remote.pods.Informer().HasSynced, v.remote.configMaps.Informer().HasSynced,
+		v.remote.pods.informer.HasSynced, v.remote.configMaps.Informer().HasSynced,
 		v.remote.secrets.Informer().HasSynced, v.remote.nodes.Informer().HasSynced,
 		v.remote.serviceAccounts.Informer().HasSynced, v.remote.namespaces.Informer().HasSynced,
 		v.events.hasSynced,
@@ -448,16 +453,12 @@ func (v *VirtualNode) hasSynced() []cache.InformerSynced {
 // resyncAll enqueues every master pod and every remote copy: a full
 // level-triggered pass over both sides.
 func (v *VirtualNode) resyncAll() {
-	for _, obj := range v.master.pods.Informer().GetStore().List() {
-		if p, ok := obj.(*corev1.Pod); ok {
-			v.queue.Add(workKey{keyPod, p.Namespace, p.Name})
-		}
+	for _, m := range v.master.pods.metas() {
+		v.queue.Add(workKey{keyPod, m.GetNamespace(), m.GetName()})
 	}
-	for _, obj := range v.remote.pods.Informer().GetStore().List() {
-		if p, ok := obj.(*corev1.Pod); ok {
-			if k, ok := v.masterKeyOf(p); ok {
-				v.queue.Add(k)
-			}
+	for _, m := range v.remote.pods.metas() {
+		if k, ok := v.masterKeyOf(m); ok {
+			v.queue.Add(k)
 		}
 	}
 	v.enqueueRemoteDependencies()
@@ -483,21 +484,21 @@ func (v *VirtualNode) enqueueRemoteDependencies() {
 }
 
 // masterKeyOf returns the master pod key a remote pod stands for.
-func (v *VirtualNode) masterKeyOf(p *corev1.Pod) (workKey, bool) {
-	ns := p.Annotations[AnnotationOriginNamespace]
+func (v *VirtualNode) masterKeyOf(p metav1.Object) (workKey, bool) {
+	ns := p.GetAnnotations()[AnnotationOriginNamespace]
 	if ns == "" {
 		var ok bool
-		if ns, ok = v.ns.Master(p.Namespace); !ok {
+		if ns, ok = v.ns.Master(p.GetNamespace()); !ok {
 			return workKey{}, false
 		}
 	}
-	return workKey{keyPod, ns, p.Name}, true
+	return workKey{keyPod, ns, p.GetName()}, true
 }
 
 func (v *VirtualNode) registerHandlers() error {
-	if err := v.master.pods.Informer().AddIndexers(cache.Indexers{indexDependencies: func(obj any) ([]string, error) {
-		p, ok := obj.(*corev1.Pod)
-		if !ok {
+	if err := v.master.pods.informer.AddIndexers(cache.Indexers{indexDependencies: func(obj any) ([]string, error) {
+		p := podOf(obj)
+		if p == nil {
 			return nil, nil
 		}
 		return dependencyIndexKeys(p), nil
@@ -506,15 +507,15 @@ func (v *VirtualNode) registerHandlers() error {
 	}
 
 	enqueueMasterPod := func(obj any) {
-		if p := podOf(obj); p != nil {
-			v.queue.Add(workKey{keyPod, p.Namespace, p.Name})
+		if m, ok := metaOf(obj); ok {
+			v.queue.Add(workKey{keyPod, m.GetNamespace(), m.GetName()})
 			// Dependencies of a pod that goes away may now be unused.
-			if p.DeletionTimestamp != nil || isTerminal(p.Status.Phase) {
-				v.enqueueDependencies(p)
+			if m.GetDeletionTimestamp() != nil || isTerminal(phaseOf(obj)) {
+				v.enqueueDependencies(podOf(obj))
 			}
 		}
 	}
-	if _, err := v.master.pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := v.master.pods.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueueMasterPod,
 		UpdateFunc: func(_, n any) { enqueueMasterPod(n) },
 		DeleteFunc: func(obj any) {
@@ -529,8 +530,8 @@ func (v *VirtualNode) registerHandlers() error {
 	// remotePodChanged enqueues the master pod a remote copy stands for;
 	// a real change (not a resync) also starts the status-sync clock.
 	remotePodChanged := func(obj any, changed bool) {
-		p := podOf(obj)
-		if p == nil {
+		p, ok := metaOf(obj)
+		if !ok {
 			return
 		}
 		k, ok := v.masterKeyOf(p)
@@ -546,14 +547,15 @@ func (v *VirtualNode) registerHandlers() error {
 		}
 		v.queue.Add(k)
 		if changed {
-			v.notifyPod(p)
+			v.notifyPod(obj)
 		}
 	}
-	if _, err := v.remote.pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := v.remote.pods.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { remotePodChanged(obj, true) },
 		UpdateFunc: func(o, n any) {
-			op, np := podOf(o), podOf(n)
-			remotePodChanged(n, op == nil || np == nil || op.ResourceVersion != np.ResourceVersion)
+			om, ok1 := metaOf(o)
+			nm, ok2 := metaOf(n)
+			remotePodChanged(n, !ok1 || !ok2 || om.GetResourceVersion() != nm.GetResourceVersion())
 		},
 		DeleteFunc: func(obj any) { remotePodChanged(obj, true) },
 	}); err != nil {
@@ -584,11 +586,8 @@ func (v *VirtualNode) registerHandlers() error {
 				if kind == keySecret {
 					dk = KindSecret
 				}
-				pods, _ := v.master.pods.Informer().GetIndexer().ByIndex(indexDependencies, depKey(dk, ns, m.GetName()))
-				for _, o := range pods {
-					if p, ok := o.(*corev1.Pod); ok {
-						v.queue.Add(workKey{keyPod, p.Namespace, p.Name})
-					}
+				for _, p := range v.master.pods.metasByIndex(indexDependencies, depKey(dk, ns, m.GetName())) {
+					v.queue.Add(workKey{keyPod, p.GetNamespace(), p.GetName()})
 				}
 			}
 		}
@@ -656,14 +655,6 @@ func (v *VirtualNode) enqueueDependencies(p *corev1.Pod) {
 		}
 		v.queue.Add(workKey{k, p.Namespace, d.Name})
 	}
-}
-
-func podOf(obj any) *corev1.Pod {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	p, _ := obj.(*corev1.Pod)
-	return p
 }
 
 // dispatch hands each queued key to a goroutine of its own, at most

@@ -478,7 +478,7 @@ func TestRemoteEventsReemittedOnceAndRateLimited(t *testing.T) {
 	var remote *corev1.Pod
 	eventually(t, "remote pod in the node's cache", func() (bool, error) {
 		var err error
-		remote, err = b.vn.remote.pods.Lister().Pods("shop").Get("web-9")
+		remote, err = b.vn.remote.pods.get("shop", "web-9")
 		return err == nil, err
 	})
 	newEvent := func(name, reason, msg string) *corev1.Event {

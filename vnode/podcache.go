@@ -1,0 +1,175 @@
+package vnode
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// leanPod is what a pod cache keeps of a pod it holds lean (leanRemotePod,
+// leanMasterPod): its metadata, status and the few spec fields the sync
+// reads. A corev1.Pod is 1.2 KB of struct before any content, a corev1.Container
+// 400 bytes, almost all of it fields a lean pod leaves empty; with 10,000
+// pods on a node, each cached twice, that is 25 MB of zeroes.
+type leanPod struct {
+	metav1.ObjectMeta // so that cache key functions read it as a pod
+	spec              leanSpec
+	status            corev1.PodStatus
+}
+
+type leanSpec struct {
+	nodeName              string
+	activeDeadlineSeconds *int64
+	containers            []leanContainer
+	initContainers        []leanContainer
+	volumes               []corev1.Volume
+	imagePullSecrets      []corev1.LocalObjectReference
+}
+
+type leanContainer struct {
+	name, image string
+	envFrom     []corev1.EnvFromSource
+	env         []corev1.EnvVar
+}
+
+func (cs leanContainer) container() corev1.Container {
+	return corev1.Container{Name: cs.name, Image: cs.image, EnvFrom: cs.envFrom, Env: cs.env}
+}
+
+func podContainers(cs []leanContainer) []corev1.Container {
+	if cs == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i, c := range cs {
+		out[i] = c.container()
+	}
+	return out
+}
+
+// pod returns the cached pod as a corev1.Pod of its own; its maps and
+// slices are the cache's, not to be changed.
+func (l *leanPod) pod() *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: l.ObjectMeta,
+		Spec: corev1.PodSpec{
+			NodeName:              l.spec.nodeName,
+			ActiveDeadlineSeconds: l.spec.activeDeadlineSeconds,
+			Containers:            podContainers(l.spec.containers),
+			InitContainers:        podContainers(l.spec.initContainers),
+			Volumes:               l.spec.volumes,
+			ImagePullSecrets:      l.spec.imagePullSecrets,
+		},
+		Status: l.status,
+	}
+}
+
+// podOf returns the pod a pod cache entry, event object or tombstone
+// holds: the cached *corev1.Pod itself, or a *corev1.Pod built from a
+// *leanPod. Nil for anything else.
+func podOf(obj any) *corev1.Pod {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	switch p := obj.(type) {
+	case *corev1.Pod:
+		return p
+	case *leanPod:
+		return p.pod()
+	}
+	return nil
+}
+
+// podCache reads a pod informer whose store holds *corev1.Pod and *leanPod
+// entries (a client-go lister would fail on the latter).
+type podCache struct {
+	informer cache.SharedIndexInformer
+}
+
+// get returns the cached pod namespace/name, or a NotFound error.
+func (c podCache) get(namespace, name string) (*corev1.Pod, error) {
+	obj, exists, err := c.informer.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil {
+		return nil, err
+	}
+	if p := podOf(obj); exists && p != nil {
+		return p, nil
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+}
+
+// meta returns the metadata of the cached pod namespace/name.
+func (c podCache) meta(namespace, name string) (metav1.Object, bool) {
+	obj, exists, err := c.informer.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil || !exists {
+		return nil, false
+	}
+	return metaOf(obj)
+}
+
+// metas returns the metadata of every cached pod (no pod is built).
+func (c podCache) metas() []metav1.Object {
+	return metasOf(c.informer.GetStore().List())
+}
+
+// metasByIndex returns the metadata of the cached pods whose index values
+// include value.
+func (c podCache) metasByIndex(index, value string) []metav1.Object {
+	objs, err := c.informer.GetIndexer().ByIndex(index, value)
+	if err != nil {
+		return nil
+	}
+	return metasOf(objs)
+}
+
+// list returns every cached pod.
+func (c podCache) list() []*corev1.Pod {
+	objs := c.informer.GetStore().List()
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		if p := podOf(o); p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func metasOf(objs []any) []metav1.Object {
+	out := make([]metav1.Object, 0, len(objs))
+	for _, o := range objs {
+		if m, ok := metaOf(o); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// metaOf returns the metadata of a pod cache entry, event object or
+// tombstone, without building a pod.
+func metaOf(obj any) (metav1.Object, bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	switch p := obj.(type) {
+	case *corev1.Pod:
+		return p, true
+	case *leanPod:
+		return p, true
+	}
+	return nil, false
+}
+
+// phaseOf returns the phase of a pod cache entry, event object or tombstone.
+func phaseOf(obj any) corev1.PodPhase {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	switch p := obj.(type) {
+	case *corev1.Pod:
+		return p.Status.Phase
+	case *leanPod:
+		return p.status.Phase
+	}
+	return ""
+}
