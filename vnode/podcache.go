@@ -48,6 +48,13 @@ func podContainers(cs []leanContainer) []corev1.Container {
 	return out
 }
 
+// newLeanPod returns p as a leanPod with spec, to which it adds the fields
+// every lean pod keeps: nodeName and activeDeadlineSeconds.
+func newLeanPod(p *corev1.Pod, spec leanSpec) *leanPod {
+	spec.nodeName, spec.activeDeadlineSeconds = p.Spec.NodeName, p.Spec.ActiveDeadlineSeconds
+	return &leanPod{ObjectMeta: p.ObjectMeta, spec: spec, status: p.Status}
+}
+
 // pod returns the cached pod as a corev1.Pod of its own; its maps and
 // slices are the cache's, not to be changed.
 func (l *leanPod) pod() *corev1.Pod {

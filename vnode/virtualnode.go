@@ -331,16 +331,10 @@ func leanRemotePod(obj any) (any, error) {
 	if !ok || err != nil {
 		return obj, err
 	}
-	return &leanPod{
-		ObjectMeta: p.ObjectMeta,
-		spec: leanSpec{
-			nodeName:              p.Spec.NodeName,
-			activeDeadlineSeconds: p.Spec.ActiveDeadlineSeconds,
-			containers:            leanContainers(p.Spec.Containers),
-			initContainers:        leanContainers(p.Spec.InitContainers),
-		},
-		status: p.Status,
-	}, nil
+	return newLeanPod(p, leanSpec{
+		containers:     leanContainers(p.Spec.Containers),
+		initContainers: leanContainers(p.Spec.InitContainers),
+	}), nil
 }
 
 func leanContainers(cs []corev1.Container) []leanContainer {
@@ -368,18 +362,12 @@ func leanMasterPod(obj any) (any, error) {
 	if !ok || err != nil || !isLeanMasterPod(p) {
 		return obj, err
 	}
-	return &leanPod{
-		ObjectMeta: p.ObjectMeta,
-		spec: leanSpec{
-			nodeName:              p.Spec.NodeName,
-			activeDeadlineSeconds: p.Spec.ActiveDeadlineSeconds,
-			containers:            referenceContainers(p.Spec.Containers),
-			initContainers:        referenceContainers(p.Spec.InitContainers),
-			volumes:               referenceVolumes(p.Spec.Volumes),
-			imagePullSecrets:      p.Spec.ImagePullSecrets,
-		},
-		status: p.Status,
-	}, nil
+	return newLeanPod(p, leanSpec{
+		containers:       referenceContainers(p.Spec.Containers),
+		initContainers:   referenceContainers(p.Spec.InitContainers),
+		volumes:          referenceVolumes(p.Spec.Volumes),
+		imagePullSecrets: p.Spec.ImagePullSecrets,
+	}), nil
 }
 
 // isLeanMasterPod reports whether the master pod cache holds p without its
