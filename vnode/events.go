@@ -139,8 +139,8 @@ func (e *remoteEvents) forward(obj any) {
 	if eventTime(ev).Before(e.v.started.Add(-time.Minute)) {
 		return
 	}
-	remote, err := e.v.remote.pods.get(ev.InvolvedObject.Namespace, ev.InvolvedObject.Name)
-	if err != nil || (ev.InvolvedObject.UID != "" && remote.UID != ev.InvolvedObject.UID) {
+	remote, ok := e.v.remote.pods.meta(ev.InvolvedObject.Namespace, ev.InvolvedObject.Name)
+	if !ok || (ev.InvolvedObject.UID != "" && remote.GetUID() != ev.InvolvedObject.UID) {
 		return
 	}
 	k, ok := e.v.masterKeyOf(remote)
@@ -148,7 +148,7 @@ func (e *remoteEvents) forward(obj any) {
 		return
 	}
 	master, err := e.v.master.pods.get(k.namespace, k.name)
-	if err != nil || string(master.UID) != remote.Labels[LabelOriginUID] {
+	if err != nil || string(master.UID) != remote.GetLabels()[LabelOriginUID] {
 		return
 	}
 	count := eventCount(ev)

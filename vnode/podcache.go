@@ -76,10 +76,7 @@ func (l *leanPod) pod() *corev1.Pod {
 // holds: the cached *corev1.Pod itself, or a *corev1.Pod built from a
 // *leanPod. Nil for anything else.
 func podOf(obj any) *corev1.Pod {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	switch p := obj.(type) {
+	switch p := unwrapTombstone(obj).(type) {
 	case *corev1.Pod:
 		return p
 	case *leanPod:
@@ -155,10 +152,7 @@ func metasOf(objs []any) []metav1.Object {
 // metaOf returns the metadata of a pod cache entry, event object or
 // tombstone, without building a pod.
 func metaOf(obj any) (metav1.Object, bool) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	switch p := obj.(type) {
+	switch p := unwrapTombstone(obj).(type) {
 	case *corev1.Pod:
 		return p, true
 	case *leanPod:
@@ -169,14 +163,20 @@ func metaOf(obj any) (metav1.Object, bool) {
 
 // phaseOf returns the phase of a pod cache entry, event object or tombstone.
 func phaseOf(obj any) corev1.PodPhase {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	switch p := obj.(type) {
+	switch p := unwrapTombstone(obj).(type) {
 	case *corev1.Pod:
 		return p.Status.Phase
 	case *leanPod:
 		return p.status.Phase
 	}
 	return ""
+}
+
+// unwrapTombstone returns the last known object a delete event's tombstone
+// holds, or obj itself.
+func unwrapTombstone(obj any) any {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return tomb.Obj
+	}
+	return obj
 }

@@ -88,8 +88,8 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 		return 0, nil
 	}
 	state := podState{masterRV: master.ResourceVersion, remoteRV: remote.ResourceVersion, specGen: v.specGen.Load()}
-	// Objects without a resource version (never from an API server) are
-	// always looked at (convergedFromMeta skips the rest).
+	// Only states with both resource versions set are remembered: objects
+	// never from an API server are always looked at.
 	memo := master.ResourceVersion != "" && remote.ResourceVersion != ""
 	if err := v.updateRemotePod(ctx, master, remote); err != nil {
 		v.recordError("update", err)

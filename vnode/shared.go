@@ -106,10 +106,7 @@ func (f *fanout) OnDelete(obj any) {
 func nodeNamed(name string, h cache.ResourceEventHandler) cache.ResourceEventHandler {
 	return cache.FilteringResourceEventHandler{
 		FilterFunc: func(obj any) bool {
-			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = tomb.Obj
-			}
-			n, ok := obj.(*corev1.Node)
+			n, ok := unwrapTombstone(obj).(*corev1.Node)
 			return ok && n.Name == name
 		},
 		Handler: h,

@@ -552,10 +552,7 @@ func (v *VirtualNode) registerHandlers() error {
 
 	depHandler := func(kind keyKind, remote bool) cache.ResourceEventHandler {
 		f := func(obj any) {
-			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = tomb.Obj
-			}
-			m, err := meta.Accessor(obj)
+			m, err := meta.Accessor(unwrapTombstone(obj))
 			if err != nil {
 				return
 			}
@@ -585,10 +582,7 @@ func (v *VirtualNode) registerHandlers() error {
 	// only objects some pod of this node uses are looked at.
 	used := func(kind DependencyKind) func(obj any) bool {
 		return func(obj any) bool {
-			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = tomb.Obj
-			}
-			m, err := meta.Accessor(obj)
+			m, err := meta.Accessor(unwrapTombstone(obj))
 			if err != nil {
 				return false
 			}
