@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
@@ -85,12 +86,18 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 	})
 	// Someone strips the Node's labels, Atoll's own (which its Node cache
 	// selects on) included: they come back.
-	stripped, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	// Atoll writes the Node too (its status), so the edit retries on
+	// conflict as any client's read-modify-write must.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		stripped, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		stripped.Labels = nil
+		_, err = master.CoreV1().Nodes().Update(ctx, stripped, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	stripped.Labels = nil
-	if _, err := master.CoreV1().Nodes().Update(ctx, stripped, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, time.Minute, "stripped labels restored", func(ctx context.Context) (bool, error) {
