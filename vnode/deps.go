@@ -113,18 +113,18 @@ func PodDependencies(pod *corev1.Pod) []Dependency {
 const rootCAConfigMap = "kube-root-ca.crt"
 
 // dependencyIndexKeys are the index keys of a pod's dependencies, used to find
-// the pods using a ConfigMap or Secret.
+// the pods of a node using a ConfigMap or Secret.
 func dependencyIndexKeys(pod *corev1.Pod) []string {
 	deps := PodDependencies(pod)
 	keys := make([]string, 0, len(deps))
 	for _, d := range deps {
-		keys = append(keys, depKey(d.Kind, pod.Namespace, d.Name))
+		keys = append(keys, nodeDepKey(pod.Spec.NodeName, d.Kind, pod.Namespace, d.Name))
 	}
 	return keys
 }
 
-func depKey(kind DependencyKind, namespace, name string) string {
-	return string(kind) + "/" + namespace + "/" + name
+func nodeDepKey(node string, kind DependencyKind, namespace, name string) string {
+	return node + "/" + string(kind) + "/" + namespace + "/" + name
 }
 
 // ErrMissingDependency is returned (wrapped in *MissingDependencyError) when
@@ -255,7 +255,7 @@ func (v *VirtualNode) syncDependency(ctx context.Context, kind DependencyKind, n
 // dependencyUsed reports whether a non-terminated master pod on this node
 // references the object.
 func (v *VirtualNode) dependencyUsed(kind DependencyKind, namespace, name string) bool {
-	return len(v.master.pods.metasByIndex(indexDependencies, depKey(kind, namespace, name))) > 0
+	return len(v.master.pods.users(kind, namespace, name)) > 0
 }
 
 // ensureDependencies copies every dependency of a master pod to the remote

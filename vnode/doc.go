@@ -37,11 +37,11 @@
 //
 // Per virtual node there is one rate-limited work queue (client-go
 // workqueue, exponential backoff capped at RetryMaxDelay, retried forever)
-// fed by shared informers on both sides: master pods bound to the node,
-// master ConfigMaps, Secrets and virtual Nodes (shared by all nodes of a
-// Manager, each with one handler that fans events out to the nodes:
-// shared.go), and in the remote the pods, ConfigMaps and Secrets this node
-// owns. Handlers only enqueue keys; each sync is level-based and looks at
+// fed by shared informers on both sides: master pods bound to any node,
+// ConfigMaps, Secrets and virtual Nodes (shared by all nodes of a Manager,
+// each with one handler that fans events out to the nodes, pods and Nodes
+// only to the node they belong to: shared.go), and in the remote the pods,
+// ConfigMaps and Secrets this node owns. Handlers only enqueue keys; each sync is level-based and looks at
 // both caches:
 //
 //   - pods.go: create (idempotent; adopts an existing copy by origin UID,

@@ -19,15 +19,12 @@ var _ kubeletapi.Locator = (*Manager)(nil)
 // kubelet API. It reads the virtual nodes' caches; it makes no API call.
 func (m *Manager) Locate(_ context.Context, namespace, name string) (kubeletapi.Target, error) {
 	for _, n := range m.running() {
-		pod, err := n.vn.master.pods.get(namespace, name)
+		_, err := n.vn.master.pods.get(namespace, name)
 		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
 			return kubeletapi.Target{}, fmt.Errorf("look up pod %s/%s: %w", namespace, name, err)
-		}
-		if pod.Spec.NodeName != n.vn.name {
-			continue
 		}
 		return kubeletapi.Target{
 			Node:      n.vn.name,

@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -217,21 +216,16 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.cfg.MasterID = id
 	}
 	m.log.Info("manager starting", "masterID", m.cfg.MasterID, "nodeIP", m.cfg.NodeIP)
-	factory := informers.NewSharedInformerFactoryWithOptions(m.client, m.cfg.ResyncPeriod, informers.WithTransform(dropManagedFields))
-	nodeFactory := informers.NewSharedInformerFactoryWithOptions(m.client, m.cfg.ResyncPeriod, informers.WithTransform(dropManagedFields),
-		// The master's virtual nodes: those with the label atoll.dev/cluster.
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelCluster }))
 	bcast := record.NewBroadcaster(record.WithContext(ctx))
 	bcast.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
-	shared, err := newMasterShared(m.client, factory, nodeFactory, func(node string) record.EventRecorder {
+	shared, err := newMasterShared(m.client, m.cfg.ResyncPeriod, func(node string) record.EventRecorder {
 		return bcast.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "atoll-vnode", Host: node})
 	})
 	if err != nil {
 		bcast.Shutdown()
 		return fmt.Errorf("master informers: %w", err)
 	}
-	factory.Start(ctx.Done())
-	nodeFactory.Start(ctx.Done())
+	shared.start(ctx.Done())
 
 	m.mu.Lock()
 	m.runCtx, m.shared, m.bcast = ctx, shared, bcast
@@ -255,8 +249,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			<-n.vn.Done()
 		}
 	}
-	factory.Shutdown()
-	nodeFactory.Shutdown()
+	shared.shutdown()
 	bcast.Shutdown()
 	return nil
 }

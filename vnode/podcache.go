@@ -86,18 +86,28 @@ func podOf(obj any) *corev1.Pod {
 }
 
 // podCache reads a pod informer whose store holds *corev1.Pod and *leanPod
-// entries (a client-go lister would fail on the latter).
+// entries (a client-go lister would fail on the latter). With node set it
+// is one node's view of the shared master pod informer (masterShared): it
+// sees only the pods bound to that node.
 type podCache struct {
 	informer cache.SharedIndexInformer
+	node     string
+}
+
+// entry returns the cache entry of the pod namespace/name: a *corev1.Pod or
+// a *leanPod.
+func (c podCache) entry(namespace, name string) (any, bool) {
+	obj, exists, err := c.informer.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil || !exists || (c.node != "" && nodeOf(obj) != c.node) {
+		return nil, false
+	}
+	return obj, true
 }
 
 // get returns the cached pod namespace/name, or a NotFound error.
 func (c podCache) get(namespace, name string) (*corev1.Pod, error) {
-	obj, exists, err := c.informer.GetIndexer().GetByKey(namespace + "/" + name)
-	if err != nil {
-		return nil, err
-	}
-	if p := podOf(obj); exists && p != nil {
+	obj, _ := c.entry(namespace, name)
+	if p := podOf(obj); p != nil {
 		return p, nil
 	}
 	return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
@@ -105,22 +115,32 @@ func (c podCache) get(namespace, name string) (*corev1.Pod, error) {
 
 // meta returns the metadata of the cached pod namespace/name.
 func (c podCache) meta(namespace, name string) (metav1.Object, bool) {
-	obj, exists, err := c.informer.GetIndexer().GetByKey(namespace + "/" + name)
-	if err != nil || !exists {
+	obj, ok := c.entry(namespace, name)
+	if !ok {
 		return nil, false
 	}
 	return metaOf(obj)
 }
 
-// metas returns the metadata of every cached pod (no pod is built).
-func (c podCache) metas() []metav1.Object {
-	return metasOf(c.informer.GetStore().List())
+// entries returns every cache entry (of the node, if the cache is scoped).
+func (c podCache) entries() []any {
+	if c.node == "" {
+		return c.informer.GetStore().List()
+	}
+	objs, err := c.informer.GetIndexer().ByIndex(indexNode, c.node)
+	if err != nil {
+		return nil
+	}
+	return objs
 }
 
-// metasByIndex returns the metadata of the cached pods whose index values
-// include value.
-func (c podCache) metasByIndex(index, value string) []metav1.Object {
-	objs, err := c.informer.GetIndexer().ByIndex(index, value)
+// metas returns the metadata of every cached pod (no pod is built).
+func (c podCache) metas() []metav1.Object { return metasOf(c.entries()) }
+
+// users returns the metadata of the cached pods of the node that use a
+// ConfigMap or Secret (a node's view of the master pod cache only).
+func (c podCache) users(kind DependencyKind, namespace, name string) []metav1.Object {
+	objs, err := c.informer.GetIndexer().ByIndex(indexDependencies, nodeDepKey(c.node, kind, namespace, name))
 	if err != nil {
 		return nil
 	}
@@ -129,7 +149,7 @@ func (c podCache) metasByIndex(index, value string) []metav1.Object {
 
 // list returns every cached pod.
 func (c podCache) list() []*corev1.Pod {
-	objs := c.informer.GetStore().List()
+	objs := c.entries()
 	out := make([]*corev1.Pod, 0, len(objs))
 	for _, o := range objs {
 		if p := podOf(o); p != nil {
@@ -159,6 +179,18 @@ func metaOf(obj any) (metav1.Object, bool) {
 		return p, true
 	}
 	return nil, false
+}
+
+// nodeOf returns the node a pod cache entry, event object or tombstone is
+// bound to.
+func nodeOf(obj any) string {
+	switch p := unwrapTombstone(obj).(type) {
+	case *corev1.Pod:
+		return p.Spec.NodeName
+	case *leanPod:
+		return p.spec.nodeName
+	}
+	return ""
 }
 
 // phaseOf returns the phase of a pod cache entry, event object or tombstone.

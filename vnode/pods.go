@@ -36,10 +36,8 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 		v.forgetObserved(k)
 		return 0, nil
 	}
-	master, err := v.master.pods.get(namespace, name)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return 0, err
-	}
+	entry, _ := v.master.pods.entry(namespace, name)
+	master := podOf(entry)
 	remote, err := v.remote.pods.get(remoteNS, name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
@@ -80,6 +78,11 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 				return 0, err
 			case ownedBy(live, v.masterID, v.name) && live.Labels[LabelOriginUID] == string(master.UID):
 				return time.Second, nil // the cache catches up
+			}
+		}
+		if _, lean := entry.(*leanPod); lean {
+			if master, err = v.wholeMasterPod(ctx, master); err != nil {
+				return 0, err
 			}
 		}
 		if err := v.createRemotePod(ctx, master); err != nil {
@@ -156,10 +159,6 @@ func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) e
 	if !v.healthy.Load() {
 		return errRemoteUnavailable
 	}
-	master, err := v.wholeMasterPod(ctx, master)
-	if err != nil {
-		return err
-	}
 	if err := v.ensureDependencies(ctx, master); err != nil {
 		var missing *MissingDependencyError
 		switch {
@@ -218,12 +217,9 @@ func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) e
 	return fmt.Errorf("create remote pod %s/%s: %w", want.Namespace, want.Name, err)
 }
 
-// wholeMasterPod returns master with its whole spec: master itself, or,
-// when the cache holds it lean (leanMasterPod), the pod read from the master.
+// wholeMasterPod reads from the master a pod the cache holds lean
+// (leanMasterPod) with its whole spec.
 func (v *VirtualNode) wholeMasterPod(ctx context.Context, master *corev1.Pod) (*corev1.Pod, error) {
-	if !isLeanMasterPod(master) {
-		return master, nil
-	}
 	var live *corev1.Pod
 	err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error {
 		var err error

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -102,9 +103,10 @@ func TestLeanRemotePod(t *testing.T) {
 	}
 }
 
-// TestLeanMasterPod: a pod not yet delegated is cached whole; a delegated
-// one keeps what can change, nodeName and the references the dependency
-// index reads, and nothing else of its spec.
+// TestLeanMasterPod: a pod of one of Atoll's nodes not yet delegated is
+// cached whole; a delegated one, and one of any other node, keeps what can
+// change, nodeName and the references the dependency index reads, and
+// nothing else of its spec.
 func TestLeanMasterPod(t *testing.T) {
 	f := false
 	full := masterPod("web-1", "1")
@@ -132,17 +134,23 @@ func TestLeanMasterPod(t *testing.T) {
 	full.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pull"}}
 	full.Spec.Tolerations = []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists}}
 
-	got, err := leanMasterPod(full.DeepCopy())
+	atollNode := func(name string) bool { return name == testNode }
+	got, err := leanMasterPod(full.DeepCopy(), atollNode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !equality.Semantic.DeepEqual(got, full) {
 		t.Fatalf("a pod not yet delegated must be cached whole; got spec %+v", got.(*corev1.Pod).Spec)
 	}
+	elsewhere := full.DeepCopy()
+	elsewhere.Spec.NodeName = "worker-1"
+	if got, _ := leanMasterPod(elsewhere, atollNode); podOf(got).Spec.Containers[0].Args != nil {
+		t.Errorf("a pod of a node not Atoll's is cached with its whole spec (%T)", got)
+	}
 
 	delegated := full.DeepCopy()
 	delegated.Status.Conditions = append(delegated.Status.Conditions, corev1.PodCondition{Type: ConditionDelegated, Status: corev1.ConditionTrue})
-	got, err = leanMasterPod(delegated.DeepCopy())
+	got, err = leanMasterPod(delegated.DeepCopy(), atollNode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,5 +224,74 @@ func TestCreateFromLeanCacheReadsWholePod(t *testing.T) {
 	}
 	if args := r.Spec.Containers[0].Args; len(args) != 1 || args[0] != "--big" {
 		t.Fatalf("remote copy args = %v, want [--big]: it was made from the lean cache entry", args)
+	}
+}
+
+// TestCreateFromPodCachedBeforeNodeAdded: a pod cached before its node had
+// handlers (Atoll restarted; the node added after the master pod cache
+// synced) is cached lean although not delegated; its copy is made from the
+// pod as the master has it.
+func TestCreateFromPodCachedBeforeNodeAdded(t *testing.T) {
+	mp := masterPod("web-8", "8")
+	mp.Spec.Containers[0].Args = []string{"--big"}
+	var reads atomic.Int32
+	b := startNode(t, []runtime.Object{mp}, nil, func(master, _ *fake.Clientset) {
+		master.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if a.(k8stesting.GetAction).GetName() == "web-8" {
+				reads.Add(1)
+			}
+			return false, nil, nil
+		})
+	})
+	var r *corev1.Pod
+	eventually(t, "remote copy created", func() (bool, error) {
+		var err error
+		r, err = getRemote(b, "shop", "web-8")
+		return err == nil, err
+	})
+	if reads.Load() == 0 {
+		t.Fatal("the master pod was never read: the cache held it whole, and the test does not reach the path it is about")
+	}
+	if args := r.Spec.Containers[0].Args; len(args) != 1 || args[0] != "--big" {
+		t.Fatalf("remote copy args = %v, want [--big]: it was made from the lean cache entry", args)
+	}
+}
+
+// TestPodsOfOtherNodesNotSeen: the master pod cache is shared by all nodes;
+// a node sees only the pods bound to it, and a ConfigMap only pods of other
+// nodes use is not its dependency.
+func TestPodsOfOtherNodesNotSeen(t *testing.T) {
+	b := startNode(t, nil, nil, nil)
+	ctx := context.Background()
+	other := masterPod("elsewhere", "e")
+	other.Spec.NodeName = "worker-1"
+	other.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "theirs"}}}}}
+	if _, err := b.master.CoreV1().Pods("shop").Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mine := masterPod("web-7", "7")
+	if _, err := b.master.CoreV1().Pods("shop").Create(ctx, mine, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "remote copy of the node's pod", func() (bool, error) {
+		_, err := getRemote(b, "shop", "web-7")
+		return err == nil, err
+	})
+	if _, exists, _ := b.vn.master.podInformer.GetStore().GetByKey("shop/elsewhere"); !exists {
+		t.Fatal("the shared cache does not hold the other node's pod: the test proves nothing")
+	}
+	if _, err := b.vn.master.pods.get("shop", "elsewhere"); !apierrors.IsNotFound(err) {
+		t.Errorf("the node sees a pod bound to worker-1 (err %v)", err)
+	}
+	for _, m := range b.vn.master.pods.metas() {
+		if m.GetName() != "web-7" {
+			t.Errorf("the node's pods include %s", m.GetName())
+		}
+	}
+	if b.vn.dependencyUsed(KindConfigMap, "shop", "theirs") {
+		t.Error("a ConfigMap of another node's pod counts as used by this node")
+	}
+	if _, err := getRemote(b, "shop", "elsewhere"); !apierrors.IsNotFound(err) {
+		t.Errorf("the other node's pod was copied to this remote (err %v)", err)
 	}
 }

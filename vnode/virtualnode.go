@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -23,9 +22,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 )
-
-// indexDependencies indexes master pods by the ConfigMaps and Secrets they use.
-const indexDependencies = "atoll.dev/dependencies"
 
 // keyKind says what a work item is about.
 type keyKind uint8
@@ -146,14 +142,8 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		workqueue.TypedRateLimitingQueueConfig[workKey]{Name: "atoll-vnode-" + spec.Name},
 	)
 
-	// Master: the pods bound to this node (its Node is in the shared
-	// informer of every virtual node).
-	mPods := informers.NewSharedInformerFactoryWithOptions(shared.client, cfg.ResyncPeriod,
-		informers.WithTransform(leanMasterPod),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", spec.Name).String()
-		}))
-	v.master = masterSide{masterShared: shared, pods: podCache{mPods.Core().V1().Pods().Informer()}}
+	// Master: the pods bound to this node, read from the shared pod cache.
+	v.master = masterSide{masterShared: shared, pods: podCache{informer: shared.podInformer, node: spec.Name}}
 
 	// Remote: objects this master and node own, plus what the node status
 	// and translation need to know.
@@ -165,7 +155,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		informers.WithTransform(dropManagedFields))
 	v.remote = remoteSide{
 		client:          remoteClient,
-		pods:            podCache{rOwned.Core().V1().Pods().Informer()},
+		pods:            podCache{informer: rOwned.Core().V1().Pods().Informer()},
 		configMaps:      rOwned.Core().V1().ConfigMaps(),
 		secrets:         rOwned.Core().V1().Secrets(),
 		nodes:           rAll.Core().V1().Nodes(),
@@ -173,7 +163,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 		namespaces:      rAll.Core().V1().Namespaces(),
 	}
 	v.events = newRemoteEvents(v)
-	v.factories = []informers.SharedInformerFactory{mPods, rOwned, rAll}
+	v.factories = []informers.SharedInformerFactory{rOwned, rAll}
 	return v
 }
 
@@ -348,18 +338,20 @@ func leanContainers(cs []corev1.Container) []leanContainer {
 	return out
 }
 
-// leanMasterPod is the transform of the master pod informer. A pod not yet
-// delegated is kept whole: its remote copy is made from it. Once delegated
-// (condition atoll.dev/Delegated true; written only after the copy exists)
-// the cache keeps it as a leanPod with of its spec what can still change
-// (container images, activeDeadlineSeconds), nodeName, and the ConfigMap and
-// Secret references the dependency index reads (PodDependencies);
-// everything else of the spec goes, with managed fields. A sync that needs
-// the whole spec again reads the pod from the master (wholeMasterPod).
-func leanMasterPod(obj any) (any, error) {
+// leanMasterPod is the transform of the shared master pod informer. A pod
+// of one of this process's nodes (atollNode) not yet delegated is kept
+// whole: its remote copy is made from it. Once delegated (condition
+// atoll.dev/Delegated true; written only after the copy exists), and for a
+// pod of any other node, the cache keeps a leanPod with of its spec what can
+// still change (container images, activeDeadlineSeconds), nodeName, and the
+// ConfigMap and Secret references the dependency index reads
+// (PodDependencies); everything else of the spec goes, with managed fields.
+// A sync that needs the whole spec of a lean pod reads it from the master
+// (wholeMasterPod): a pod cached before its node was added is one.
+func leanMasterPod(obj any, atollNode func(name string) bool) (any, error) {
 	obj, err := dropManagedFields(obj)
 	p, ok := obj.(*corev1.Pod)
-	if !ok || err != nil || !isLeanMasterPod(p) {
+	if !ok || err != nil || (!hasCondition(p, ConditionDelegated) && atollNode(p.Spec.NodeName)) {
 		return obj, err
 	}
 	return newLeanPod(p, leanSpec{
@@ -369,10 +361,6 @@ func leanMasterPod(obj any) (any, error) {
 		imagePullSecrets: p.Spec.ImagePullSecrets,
 	}), nil
 }
-
-// isLeanMasterPod reports whether the master pod cache holds p without its
-// full spec (leanMasterPod).
-func isLeanMasterPod(p *corev1.Pod) bool { return hasCondition(p, ConditionDelegated) }
 
 // referenceContainers keeps of each container its name, image, envFrom and
 // the env entries that reference a ConfigMap or Secret.
@@ -484,16 +472,6 @@ func (v *VirtualNode) masterKeyOf(p metav1.Object) (workKey, bool) {
 }
 
 func (v *VirtualNode) registerHandlers() error {
-	if err := v.master.pods.informer.AddIndexers(cache.Indexers{indexDependencies: func(obj any) ([]string, error) {
-		p := podOf(obj)
-		if p == nil {
-			return nil, nil
-		}
-		return dependencyIndexKeys(p), nil
-	}}); err != nil {
-		return fmt.Errorf("add pod indexer: %w", err)
-	}
-
 	enqueueMasterPod := func(obj any) {
 		if m, ok := metaOf(obj); ok {
 			v.queue.Add(workKey{keyPod, m.GetNamespace(), m.GetName()})
@@ -503,7 +481,7 @@ func (v *VirtualNode) registerHandlers() error {
 			}
 		}
 	}
-	if _, err := v.master.pods.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	v.unregister = append(v.unregister, v.master.podEvents.add(v.name, cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueueMasterPod,
 		UpdateFunc: func(_, n any) { enqueueMasterPod(n) },
 		DeleteFunc: func(obj any) {
@@ -512,9 +490,7 @@ func (v *VirtualNode) registerHandlers() error {
 				v.enqueueDependencies(p)
 			}
 		},
-	}); err != nil {
-		return err
-	}
+	}))
 	// remotePodChanged enqueues the master pod a remote copy stands for;
 	// a real change (not a resync) also starts the status-sync clock.
 	remotePodChanged := func(obj any, changed bool) {
@@ -571,7 +547,7 @@ func (v *VirtualNode) registerHandlers() error {
 				if kind == keySecret {
 					dk = KindSecret
 				}
-				for _, p := range v.master.pods.metasByIndex(indexDependencies, depKey(dk, ns, m.GetName())) {
+				for _, p := range v.master.pods.users(dk, ns, m.GetName()) {
 					v.queue.Add(workKey{keyPod, p.GetNamespace(), p.GetName()})
 				}
 			}
@@ -590,10 +566,10 @@ func (v *VirtualNode) registerHandlers() error {
 		}
 	}
 	v.unregister = append(v.unregister,
-		v.master.configMapEvents.add(cache.FilteringResourceEventHandler{FilterFunc: used(KindConfigMap), Handler: depHandler(keyConfigMap, false)}),
-		v.master.secretEvents.add(cache.FilteringResourceEventHandler{FilterFunc: used(KindSecret), Handler: depHandler(keySecret, false)}),
+		v.master.configMapEvents.add("", cache.FilteringResourceEventHandler{FilterFunc: used(KindConfigMap), Handler: depHandler(keyConfigMap, false)}),
+		v.master.secretEvents.add("", cache.FilteringResourceEventHandler{FilterFunc: used(KindSecret), Handler: depHandler(keySecret, false)}),
 		// A deleted Node is registered again at once.
-		v.master.nodeEvents.add(nodeNamed(v.name, cache.ResourceEventHandlerFuncs{DeleteFunc: func(any) { v.triggerNode() }})),
+		v.master.nodeEvents.add(v.name, cache.ResourceEventHandlerFuncs{DeleteFunc: func(any) { v.triggerNode() }}),
 	)
 	for _, r := range []struct {
 		inf     cache.SharedIndexInformer

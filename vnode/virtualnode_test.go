@@ -17,9 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,12 +55,16 @@ func startNode(t *testing.T, masterObjs, remoteObjs []runtime.Object, hooks func
 		hooks(b.master, b.remote)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(b.master, 0)
-	shared, err := newMasterShared(b.master, factory, factory, func(string) record.EventRecorder { return b.recorder })
+	shared, err := newMasterShared(b.master, 0, func(string) record.EventRecorder { return b.recorder })
 	if err != nil {
 		t.Fatal(err)
 	}
-	factory.Start(ctx.Done())
+	shared.start(ctx.Done())
+	// The master's pods are cached before the node is added, as after a
+	// restart of Atoll: they are cached lean (their node had no handler).
+	if !cache.WaitForCacheSync(ctx.Done(), shared.podInformer.HasSynced) {
+		t.Fatal("master pod cache not synced")
+	}
 	reg := prometheus.NewRegistry()
 	b.registry = reg
 	metrics, err := newMetrics(reg)
@@ -79,7 +83,7 @@ func startNode(t *testing.T, masterObjs, remoteObjs []runtime.Object, hooks func
 	t.Cleanup(func() {
 		cancel()
 		<-b.vn.Done()
-		factory.Shutdown()
+		shared.shutdown()
 	})
 	select {
 	case <-b.vn.Ready():
