@@ -27,7 +27,7 @@ var (
 	flagSyncSeconds   = flag.Int("sync-seconds", 20, "how long the status-sync run lasts")
 	flagWindow        = flag.Duration("window", 30*time.Second, "how long a footprint is sampled once the state is reached")
 	flagOut           = flag.String("out", "out/results.json", "where the JSON results go")
-	flagProfiles      = flag.Bool("profiles", false, "save Atoll's heap profiles at each footprint and a CPU profile of the delegation run next to the results")
+	flagProfiles      = flag.Bool("profiles", false, "save Atoll's heap profiles at each footprint, and CPU profiles of Atoll and the remote's kube-apiserver in the delegation run, next to the results")
 )
 
 // podsPerKwokNode is how many pods each fake node of the remotes holds.
@@ -67,7 +67,7 @@ func BenchmarkAtoll(b *testing.B) {
 
 	nodesPerRemote := (*flagFootprintPods*11/10 + podsPerKwokNode - 1) / podsPerKwokNode
 	env, err := testenv.Start(ctx, testenv.Options{
-		Remotes: 2, NodesPerRemote: nodesPerRemote, Log: os.Stderr, EtcdPerCluster: true,
+		Remotes: 2, NodesPerRemote: nodesPerRemote, Log: os.Stderr, EtcdPerCluster: true, Profiling: *flagProfiles,
 		Node: testenv.NodeShape{CPU: "1000", Memory: "4Ti", Pods: podsPerKwokNode},
 	})
 	if err != nil {

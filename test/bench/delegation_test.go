@@ -112,12 +112,12 @@ func watchPods(ctx context.Context, client kubernetes.Interface, ns string, hand
 
 func (w *podWatch) stop() { w.cancel() }
 
-// timeRunning creates pods [from, to) in ns and returns the time from the
-// first create until all of them are seen Running.
-func timeRunning(ctx context.Context, client kubernetes.Interface, ns string, from, to int, nodeName string, timeout time.Duration) (time.Duration, error) {
+// allRunning watches ns until pods [from, to) have all been seen Running;
+// the channel then receives when the last was. stop ends the watch.
+func allRunning(ctx context.Context, client kubernetes.Interface, ns string, from, to int) (all <-chan time.Time, count func() int, stop func(), err error) {
 	var mu sync.Mutex
 	running := map[string]bool{}
-	all := make(chan time.Time, 1)
+	done := make(chan time.Time, 1)
 	want := map[string]bool{}
 	for i := from; i < to; i++ {
 		want[podName(i)] = true
@@ -133,13 +133,28 @@ func timeRunning(ctx context.Context, client kubernetes.Interface, ns string, fr
 		}
 		running[p.Name] = true
 		if len(running) == len(want) {
-			all <- at
+			done <- at
 		}
 	})
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	count = func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(running)
+	}
+	return done, count, w.stop, nil
+}
+
+// timeRunning creates pods [from, to) in ns and returns the time from the
+// first create until all of them are seen Running.
+func timeRunning(ctx context.Context, client kubernetes.Interface, ns string, from, to int, nodeName string, timeout time.Duration) (time.Duration, error) {
+	all, count, stop, err := allRunning(ctx, client, ns, from, to)
+	if err != nil {
 		return 0, err
 	}
-	defer w.stop()
+	defer stop()
 	start := time.Now()
 	if err := createPods(ctx, client, ns, from, to, nodeName); err != nil {
 		return 0, err
@@ -148,9 +163,7 @@ func timeRunning(ctx context.Context, client kubernetes.Interface, ns string, fr
 	case at := <-all:
 		return at.Sub(start), nil
 	case <-time.After(timeout):
-		mu.Lock()
-		defer mu.Unlock()
-		return 0, fmt.Errorf("%d of %d pods in %s Running after %s", len(running), len(want), ns, timeout)
+		return 0, fmt.Errorf("%d of %d pods in %s Running after %s", count(), to-from, ns, timeout)
 	}
 }
 
@@ -185,18 +198,15 @@ func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 	if err != nil {
 		bn.b.Fatal(err)
 	}
-	direct := bn.direct(ctx, a, "direct")
-	// The profile covers the first part of the run.
-	stopProfile := bn.cpuProfile(ctx, a, "cpu-delegation.pprof", 10*time.Second)
-	delegated := bn.delegated(ctx, a, "delegated", ns, 0, n)
-	stopProfile()
+	direct := bn.direct(ctx, a, "direct", "cpu-remote-apiserver-direct.pprof")
+	delegated := bn.delegated(ctx, a, "delegated", ns, 0, n, "cpu-remote-apiserver-delegated.pprof")
 	unpin()
 	bn.res.Add("direct_s", fmt.Sprintf("%d pods created in the remote -> all Running there (baseline; remote on CPUs of its own)", n), direct.Seconds(), "s")
 	bn.res.Add("delegation_s", fmt.Sprintf("%d pods bound to the virtual node -> all Running in the master (master and Atoll on CPU 0)", n), delegated.Seconds(), "s")
 	bn.res.AddTarget("delegation_ratio", "delegated / direct, master and remote on separate CPUs", delegated.Seconds()/direct.Seconds(), "", AtMost, 1.15)
 
-	direct = bn.direct(ctx, a, "direct, shared")
-	delegated = bn.delegated(ctx, a, "delegated, shared", ns, n, 2*n)
+	direct = bn.direct(ctx, a, "direct, shared", "")
+	delegated = bn.delegated(ctx, a, "delegated, shared", ns, n, 2*n, "")
 	bn.res.Add("direct_shared_s", fmt.Sprintf("%d pods direct, every process on every CPU", n), direct.Seconds(), "s")
 	bn.res.Add("delegation_shared_s", fmt.Sprintf("%d pods delegated, every process on every CPU", n), delegated.Seconds(), "s")
 	bn.res.Add("delegation_shared_ratio", "delegated / direct, sharing the CPUs (the master's own work competes with the remote)", delegated.Seconds()/direct.Seconds(), "")
@@ -204,8 +214,10 @@ func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 }
 
 // direct times -pods pods created in the first remote, in a namespace of
-// their own, to Running there; they are deleted before it returns.
-func (bn *bench) direct(ctx context.Context, a *atollRun, phase string) time.Duration {
+// their own, to Running there; they are deleted before it returns. With
+// -profiles and a profile name, the remote's kube-apiserver is profiled
+// during the first 10 s of the run.
+func (bn *bench) direct(ctx context.Context, a *atollRun, phase, profile string) time.Duration {
 	n, remote := *flagPods, bn.remotes[0]
 	const ns = "bench-direct"
 	if _, err := remote.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -219,9 +231,11 @@ func (bn *bench) direct(ctx context.Context, a *atollRun, phase string) time.Dur
 	}
 	var took time.Duration
 	var err error
+	stopProfile := bn.apiserverProfile(ctx, profile, 10*time.Second)
 	bn.measureCPU(a, phase, func() {
 		bn.measureRequests(ctx, phase, n, func() { took, err = timeRunning(ctx, remote, ns, 0, n, "", 15*time.Minute) })
 	})
+	stopProfile()
 	if err != nil {
 		bn.b.Fatalf("%s: %v", phase, err)
 	}
@@ -243,10 +257,33 @@ func (bn *bench) direct(ctx context.Context, a *atollRun, phase string) time.Dur
 }
 
 // delegated times pods [from, to) bound to the virtual node in the master
-// namespace ns to Running there.
-func (bn *bench) delegated(ctx context.Context, a *atollRun, phase, ns string, from, to int) time.Duration {
+// namespace ns to Running there. With -profiles and a profile name, Atoll
+// (cpu-delegation.pprof) and the remote's kube-apiserver are profiled
+// during the first 10 s of the run.
+func (bn *bench) delegated(ctx context.Context, a *atollRun, phase, ns string, from, to int, profile string) time.Duration {
 	var took time.Duration
 	var err error
+	if profile != "" && bn.profiles != "" {
+		defer bn.cpuProfile(ctx, a, "cpu-delegation.pprof", 10*time.Second)()
+		defer bn.apiserverProfile(ctx, profile, 10*time.Second)()
+		// How long the master trails the remote at the end: the status
+		// path's share of the run (a watch more on the remote, so only
+		// with -profiles).
+		remoteAll, _, stop, err := allRunning(ctx, bn.remotes[0], ns, from, to)
+		if err != nil {
+			bn.b.Fatal(err)
+		}
+		defer stop()
+		defer func() {
+			end := time.Now() // the master's last Running was just seen
+			select {
+			case at := <-remoteAll:
+				bn.res.Add("delegation_tail_s", "remote: all Running -> master: all Running (with -profiles)", end.Sub(at).Seconds(), "s")
+			case <-time.After(time.Minute):
+				bn.b.Logf("%s: the remote watch did not see every pod Running", phase)
+			}
+		}()
+	}
 	bn.measureCPU(a, phase, func() {
 		bn.measureRequests(ctx, phase, to-from, func() { took, err = timeRunning(ctx, bn.master, ns, from, to, "bench", 15*time.Minute) })
 	})

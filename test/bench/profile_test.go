@@ -39,6 +39,30 @@ func (bn *bench) cpuProfile(ctx context.Context, a *atollRun, name string, d tim
 	return wg.Wait
 }
 
+// apiserverProfile starts a CPU profile of the first remote's kube-apiserver
+// lasting d, saved as name (none if name is empty); the returned func waits
+// for it. With -profiles:
+// the remote's apiserver is what the delegation run is bound by.
+func (bn *bench) apiserverProfile(ctx context.Context, name string, d time.Duration) func() {
+	if bn.profiles == "" || name == "" {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		raw, err := bn.remotes[0].CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+			Param("seconds", fmt.Sprint(int(d.Seconds()))).Timeout(d + time.Minute).DoRaw(ctx)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(bn.profiles, name), raw, 0o644)
+		}
+		if err != nil {
+			bn.b.Logf("apiserver cpu profile: %v", err)
+		}
+	}()
+	return wg.Wait
+}
+
 func fetchProfile(ctx context.Context, url, path string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

@@ -171,7 +171,7 @@ func (c *Cluster) logPath(dir, component string) string {
 
 // apiserverProcess returns the kube-apiserver of the cluster: real client
 // certificate authentication, RBAC, no anonymous access, its own etcd prefix.
-func (c *Cluster) apiserverProcess(bin Binaries, envDir, etcdURL string, port int, files map[string]string) *Process {
+func (c *Cluster) apiserverProcess(bin Binaries, envDir, etcdURL string, port int, files map[string]string, profiling bool) *Process {
 	return &Process{
 		Name: c.Name + "/kube-apiserver",
 		Path: bin.APIServer,
@@ -201,7 +201,7 @@ func (c *Cluster) apiserverProcess(bin Binaries, envDir, etcdURL string, port in
 			"--kubelet-certificate-authority=" + c.CAFile,
 			"--kubelet-preferred-address-types=InternalIP,Hostname",
 			"--enable-priority-and-fairness=false",
-			"--profiling=false",
+			"--profiling=" + strconv.FormatBool(profiling),
 			"--max-requests-inflight=1000",
 			"--max-mutating-requests-inflight=500",
 		},

@@ -35,6 +35,9 @@ type Options struct {
 	// "CLUSTER/etcd"), as separate clusters have; by default one etcd
 	// holds them all, each under its own prefix, which is cheaper.
 	EtcdPerCluster bool
+	// Profiling makes the apiservers serve /debug/pprof (to users with
+	// the right to GET that path); off, as in a hardened cluster, by default.
+	Profiling bool
 
 	// detached processes outlive the caller (the `up` command).
 	detached bool
@@ -202,7 +205,7 @@ func (e *Env) start(ctx context.Context, bin Binaries, opts Options) error {
 		}
 		kwokPorts[i] = next()
 		port, _ := strconv.Atoi(c.Server[len("https://127.0.0.1:"):])
-		c.apiserver = c.apiserverProcess(bin, e.Dir, etcdFor(name), port, files[i])
+		c.apiserver = c.apiserverProcess(bin, e.Dir, etcdFor(name), port, files[i], opts.Profiling)
 		if err := c.apiserver.start(opts.detached); err != nil {
 			return err
 		}
