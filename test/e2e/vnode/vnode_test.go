@@ -370,6 +370,49 @@ func TestMasterDeleteRemovesRemote(t *testing.T) {
 	})
 }
 
+// TestPodOfOtherNodeLeftAlone: Atoll watches every bound master pod (one
+// watch for all its virtual nodes) but acts only on pods of its own nodes:
+// a pod bound to an ordinary Node is neither copied nor given a status.
+func TestPodOfOtherNodeLeftAlone(t *testing.T) {
+	ctx := testenv.Context(t)
+	ns := namespace(t)
+	const worker = "e2e-plain-worker"
+	if _, err := master.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: worker}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// No kubelet confirms a graceful delete on this node.
+		_ = master.CoreV1().Pods(ns).Delete(ctx, "elsewhere", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
+		_ = master.CoreV1().Nodes().Delete(ctx, worker, metav1.DeleteOptions{})
+	})
+	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "elsewhere", worker), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A pod of a virtual node, made after it, goes the whole way first.
+	witness := env.Remotes[0].Name
+	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "witness", witness), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 2*time.Minute, "witness Running", func(ctx context.Context) (bool, error) {
+		p, err := getPod(ctx, ns, "witness")
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+	p, err := getPod(ctx, ns, "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := condition(p, vnode.ConditionDelegated); c != nil || p.Status.Phase != corev1.PodPending {
+		t.Errorf("pod on %s: phase %s, Delegated condition %+v; want Pending and none", worker, p.Status.Phase, c)
+	}
+	for name, rc := range remotes {
+		if _, err := rc.CoreV1().Pods(ns).Get(ctx, "elsewhere", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("remote of %s holds a copy of the pod on %s (err %v)", name, worker, err)
+		}
+	}
+}
+
 func TestRemoteDeleteFailsAndReplaces(t *testing.T) {
 	ctx := testenv.Context(t)
 	ns := namespace(t)
