@@ -169,39 +169,36 @@ func metasOf(objs []any) []metav1.Object {
 	return out
 }
 
-// metaOf returns the metadata of a pod cache entry, event object or
-// tombstone, without building a pod.
-func metaOf(obj any) (metav1.Object, bool) {
+// entryFacts returns what handlers and indexes read of a pod cache entry,
+// event object or tombstone — its metadata, node and phase — without
+// building a pod; ok is false for anything else.
+func entryFacts(obj any) (m metav1.Object, node string, phase corev1.PodPhase, ok bool) {
 	switch p := unwrapTombstone(obj).(type) {
 	case *corev1.Pod:
-		return p, true
+		return p, p.Spec.NodeName, p.Status.Phase, true
 	case *leanPod:
-		return p, true
+		return p, p.spec.nodeName, p.status.Phase, true
 	}
-	return nil, false
+	return nil, "", "", false
+}
+
+// metaOf returns the metadata of a pod cache entry, event object or tombstone.
+func metaOf(obj any) (metav1.Object, bool) {
+	m, _, _, ok := entryFacts(obj)
+	return m, ok
 }
 
 // nodeOf returns the node a pod cache entry, event object or tombstone is
 // bound to.
 func nodeOf(obj any) string {
-	switch p := unwrapTombstone(obj).(type) {
-	case *corev1.Pod:
-		return p.Spec.NodeName
-	case *leanPod:
-		return p.spec.nodeName
-	}
-	return ""
+	_, node, _, _ := entryFacts(obj)
+	return node
 }
 
 // phaseOf returns the phase of a pod cache entry, event object or tombstone.
 func phaseOf(obj any) corev1.PodPhase {
-	switch p := unwrapTombstone(obj).(type) {
-	case *corev1.Pod:
-		return p.Status.Phase
-	case *leanPod:
-		return p.status.Phase
-	}
-	return ""
+	_, _, phase, _ := entryFacts(obj)
+	return phase
 }
 
 // unwrapTombstone returns the last known object a delete event's tombstone

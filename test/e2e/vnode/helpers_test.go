@@ -65,6 +65,20 @@ func simplePod(ns, name, nodeName string) *corev1.Pod {
 	}
 }
 
+// runPod creates simplePod(ns, name, nodeName) in the master and waits
+// until it is Running there.
+func runPod(t *testing.T, ns, name, nodeName string) {
+	t.Helper()
+	ctx := testenv.Context(t)
+	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, name, nodeName), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 2*time.Minute, name+" Running", func(ctx context.Context) (bool, error) {
+		p, err := getPod(ctx, ns, name)
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+}
+
 func getPod(ctx context.Context, ns, name string) (*corev1.Pod, error) {
 	return master.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 }

@@ -70,16 +70,9 @@ func TestVirtualNodesRegistered(t *testing.T) {
 
 // TestMetrics scrapes the node process's /metrics.
 func TestMetrics(t *testing.T) {
-	ctx := testenv.Context(t)
 	ns := namespace(t)
 	node := env.Remotes[0].Name
-	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "measured", node), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
-		p, err := getPod(ctx, ns, "measured")
-		return err == nil && p.Status.Phase == corev1.PodRunning, err
-	})
+	runPod(t, ns, "measured", node)
 	want := []string{
 		`atoll_vnode_remote_up{node="` + node + `"} 1`,
 		`atoll_vnode_delegated_pods{node="` + node + `"}`,
@@ -353,13 +346,7 @@ func TestMasterDeleteRemovesRemote(t *testing.T) {
 	ctx := testenv.Context(t)
 	ns := namespace(t)
 	node := env.Remotes[1].Name
-	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "short", node), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 2*time.Minute, "pod Running", func(ctx context.Context) (bool, error) {
-		p, err := getPod(ctx, ns, "short")
-		return err == nil && p.Status.Phase == corev1.PodRunning, err
-	})
+	runPod(t, ns, "short", node)
 	if err := master.CoreV1().Pods(ns).Delete(ctx, "short", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -391,14 +378,7 @@ func TestPodOfOtherNodeLeftAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A pod of a virtual node, made after it, goes the whole way first.
-	witness := env.Remotes[0].Name
-	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "witness", witness), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 2*time.Minute, "witness Running", func(ctx context.Context) (bool, error) {
-		p, err := getPod(ctx, ns, "witness")
-		return err == nil && p.Status.Phase == corev1.PodRunning, err
-	})
+	runPod(t, ns, "witness", env.Remotes[0].Name)
 	p, err := getPod(ctx, ns, "elsewhere")
 	if err != nil {
 		t.Fatal(err)
