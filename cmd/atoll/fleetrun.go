@@ -30,6 +30,7 @@ type fleetRuntime struct {
 	}
 	reconcile reconcile.Config // Source, Nodes, Master, Namespace filled in here
 	kubelet   kubeletAPIOptions
+	sync      syncOptions
 	// background runs beside the nodes, e.g. the commit-status queue.
 	background map[string]func(context.Context) error
 	registry   prometheus.Registerer
@@ -38,12 +39,19 @@ type fleetRuntime struct {
 	onReady func(*reconcile.Reconciler)
 }
 
-// run blocks until ctx is cancelled or a part fails.
-func (f *fleetRuntime) run(ctx context.Context) error {
-	m, err := vnode.NewManager(vnode.ManagerConfig{
+// managerConfig is the config of the runtime's vnode manager.
+func (f *fleetRuntime) managerConfig() vnode.ManagerConfig {
+	c := vnode.ManagerConfig{
 		Master: f.masterConfig, NodeIP: f.nodeIP, KubeletPort: int32(f.kubelet.port),
 		Logger: f.log.With("component", "vnode"), Registerer: f.registry,
-	})
+	}
+	f.sync.apply(&c)
+	return c
+}
+
+// run blocks until ctx is cancelled or a part fails.
+func (f *fleetRuntime) run(ctx context.Context) error {
+	m, err := vnode.NewManager(f.managerConfig())
 	if err != nil {
 		return err
 	}

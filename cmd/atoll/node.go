@@ -37,9 +37,7 @@ type nodeOptions struct {
 	masterID         string
 	nodeIP           string
 	metricsAddr      string
-	workers          int
-	qps              float32
-	burst            int
+	sync             syncOptions
 	logLevel         string
 	kubelet          kubeletAPIOptions
 }
@@ -73,9 +71,7 @@ cluster; their status is mirrored back.`,
 	f.StringVar(&o.masterID, "master-id", "", "identity of this master on remote objects (default: hash of the master's kube-system UID)")
 	f.StringVar(&o.nodeIP, "node-ip", "", "the node's InternalIP (default: first non-loopback IPv4)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address (default: off)")
-	f.IntVar(&o.workers, "workers", vnode.DefaultWorkers, "pod sync workers")
-	f.Float32Var(&o.qps, "qps", vnode.DefaultQPS, "client QPS per cluster")
-	f.IntVar(&o.burst, "burst", vnode.DefaultBurst, "client burst per cluster")
+	o.sync.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.kubelet.addFlags(f)
 	_ = cmd.MarkFlagRequired("name")
@@ -101,10 +97,12 @@ func runNode(ctx context.Context, o nodeOptions, stderr interface{ Write([]byte)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := vnode.NewManager(vnode.ManagerConfig{
+	cfg := vnode.ManagerConfig{
 		Master: master, MasterID: o.masterID, NodeIP: o.nodeIP, Logger: logger, Registerer: reg,
-		Workers: o.workers, QPS: o.qps, Burst: o.burst, KubeletPort: int32(o.kubelet.port),
-	})
+		KubeletPort: int32(o.kubelet.port),
+	}
+	o.sync.apply(&cfg)
+	m, err := vnode.NewManager(cfg)
 	if err != nil {
 		return err
 	}

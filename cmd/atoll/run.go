@@ -57,6 +57,7 @@ type runOptions struct {
 	renewDeadline     time.Duration
 	retryPeriod       time.Duration
 	kubelet           kubeletAPIOptions
+	sync              syncOptions
 	commitStatus      commitStatusOptions
 }
 
@@ -109,6 +110,7 @@ webhook at /hooks/git (with --webhook-secret-file).`,
 	f.DurationVar(&o.renewDeadline, "renew-deadline", 10*time.Second, "leader election renew deadline")
 	f.DurationVar(&o.retryPeriod, "retry-period", 2*time.Second, "leader election retry period")
 	o.kubelet.addFlags(f)
+	o.sync.addFlags(f)
 	o.commitStatus.addFlags(f)
 	_ = cmd.MarkFlagRequired("repo")
 	return cmd
@@ -229,7 +231,7 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	}
 	rt := &fleetRuntime{
 		masterConfig: masterCfg, master: client, namespace: o.namespace, nodeIP: o.nodeIP, log: log,
-		source: gitRunner{src}, registry: reg, kubelet: o.kubelet,
+		source: gitRunner{src}, registry: reg, kubelet: o.kubelet, sync: o.sync,
 		reconcile: reconcile.Config{
 			Path: o.path, Mode: reconcile.ModeGit, DrainTimeout: o.drainTimeout, MaxRemovalShare: o.maxRemovalShare,
 			StatusContext: o.statusContext, Reporter: reporter,

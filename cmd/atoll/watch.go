@@ -26,6 +26,7 @@ type watchOptions struct {
 	nodeIP       string
 	drainTimeout time.Duration
 	kubelet      kubeletAPIOptions
+	sync         syncOptions
 }
 
 func newWatchCommand() *cobra.Command {
@@ -53,6 +54,7 @@ stay until the next run removes or adopts them).`,
 	f.StringVar(&o.nodeIP, "node-ip", "", "the virtual nodes' InternalIP (default: first non-loopback IPv4)")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", reconcile.DefaultDrainTimeout, "how long a removed node is drained before it is deleted anyway")
 	o.kubelet.addFlags(f)
+	o.sync.addFlags(f)
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
@@ -91,7 +93,7 @@ func runWatch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "atoll watch: applying %s to the master (namespace %s); Ctrl-C stops\n", o.dir, o.namespace)
 	rt := &fleetRuntime{
 		masterConfig: cfg, master: client, namespace: o.namespace, nodeIP: o.nodeIP, log: log,
-		source: dirSource{src}, kubelet: o.kubelet,
+		source: dirSource{src}, kubelet: o.kubelet, sync: o.sync,
 		reconcile: reconcile.Config{
 			Path: filepath.ToSlash(path), Mode: reconcile.ModeWatch, DrainTimeout: o.drainTimeout,
 			StatusContext: "atoll/watch", Observer: p.observe, RetryInterval: 2 * time.Second,
