@@ -32,16 +32,13 @@ func isTerminal(p corev1.PodPhase) bool {
 func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time.Duration, error) {
 	remoteNS := v.ns.Remote(namespace)
 	k := workKey{keyPod, namespace, name}
-	if v.convergedFromMeta(k, remoteNS) {
+	entry, _ := v.master.pods.entry(namespace, name)
+	remoteEntry, _ := v.remote.pods.entry(remoteNS, name)
+	if v.convergedFromMeta(k, entry, remoteEntry) {
 		v.forgetObserved(k)
 		return 0, nil
 	}
-	entry, _ := v.master.pods.entry(namespace, name)
-	master := podOf(entry)
-	remote, err := v.remote.pods.get(remoteNS, name)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return 0, err
-	}
+	master, remote := podOf(entry), podOf(remoteEntry)
 	if master == nil {
 		v.forgetObserved(k)
 		v.converged.forget(k)
@@ -81,9 +78,11 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 			}
 		}
 		if _, lean := entry.(*leanPod); lean {
-			if master, err = v.wholeMasterPod(ctx, master); err != nil {
+			whole, err := v.wholeMasterPod(ctx, master)
+			if err != nil {
 				return 0, err
 			}
+			master = whole
 		}
 		if err := v.createRemotePod(ctx, master); err != nil {
 			return 0, err
@@ -110,17 +109,18 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 	return 0, nil
 }
 
-// convergedFromMeta reports, from the cached metadata alone (no pod is
-// built), whether both sides are in a state a sync converged in before.
-// Resource versions name one write each, so equal ones mean the very objects
-// of then: the same master pod, not being deleted, and its own copy (a
-// state is only remembered with both versions set).
-func (v *VirtualNode) convergedFromMeta(k workKey, remoteNS string) bool {
-	m, ok := v.master.pods.meta(k.namespace, k.name)
+// convergedFromMeta reports, from the metadata of the master and remote
+// cache entries alone (no pod is built), whether both sides are in a state a
+// sync converged in before. Resource versions name one write each, so equal
+// ones mean the very objects of then: the same master pod, not being
+// deleted, and its own copy (a state is only remembered with both versions
+// set).
+func (v *VirtualNode) convergedFromMeta(k workKey, masterEntry, remoteEntry any) bool {
+	m, ok := metaOf(masterEntry)
 	if !ok {
 		return false
 	}
-	r, ok := v.remote.pods.meta(remoteNS, k.name)
+	r, ok := metaOf(remoteEntry)
 	if !ok {
 		return false
 	}
