@@ -191,10 +191,9 @@ func copyMeta(m *metav1.ObjectMeta, ns NamespaceMapping, masterID, nodeName stri
 	labels[LabelMaster] = masterID
 	labels[LabelNode] = nodeName
 	return metav1.ObjectMeta{
-		Name:        m.Name,
-		Namespace:   ns.Remote(m.Namespace),
-		Labels:      labels,
-		Annotations: map[string]string{AnnotationOriginNamespace: m.Namespace},
+		Name:      m.Name,
+		Namespace: ns.Remote(m.Namespace),
+		Labels:    labels,
 	}
 }
 

@@ -64,7 +64,7 @@ func TestConvergedPodRemembered(t *testing.T) {
 	if _, err := b.master.CoreV1().Pods("shop").Create(ctx, masterPod("web-1", "1"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	k := workKey{keyPod, "shop", "web-1"}
+	k := workKey{kind: keyPod, namespace: "shop", name: "web-1"}
 	// state is what the node's caches hold now for the pod.
 	state := func() (podState, bool) {
 		m, err := b.vn.master.pods.get("shop", "web-1")
@@ -139,13 +139,13 @@ func TestConvergedPodRemembered(t *testing.T) {
 
 func TestInSyncForget(t *testing.T) {
 	c := newInSync()
-	k := workKey{keyPod, "ns", "a"}
+	k := workKey{kind: keyPod, namespace: "ns", name: "a"}
 	s := podState{"1", "2", 0}
 	if c.has(k, s) {
 		t.Fatal("empty memo has a state")
 	}
 	c.set(k, s)
-	if !c.has(k, s) || c.has(k, podState{"1", "3", 0}) || c.has(workKey{keyPod, "ns", "b"}, s) {
+	if !c.has(k, s) || c.has(k, podState{"1", "3", 0}) || c.has(workKey{kind: keyPod, namespace: "ns", name: "b"}, s) {
 		t.Error("has does not match exactly the state set for the key")
 	}
 	c.forget(k)

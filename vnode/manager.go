@@ -296,7 +296,8 @@ func (m *Manager) Add(spec NodeSpec) error {
 
 // Update applies a changed spec. Labels, taints, capacity caps and cordon are
 // applied live without touching pods. A changed Remote or namespace mapping
-// restarts the node's controllers (pods are adopted again by origin UID).
+// restarts the node's controllers: pods are adopted again by origin UID, and
+// copies outside a changed mapping are deleted and made again inside it.
 func (m *Manager) Update(spec NodeSpec) error {
 	if err := spec.Validate(); err != nil {
 		return err

@@ -3,6 +3,9 @@ package vnode
 import (
 	"context"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // runOrphanCollector looks, every GCInterval, for remote pods, ConfigMaps and
@@ -26,21 +29,67 @@ func (v *VirtualNode) runOrphanCollector(ctx context.Context) {
 }
 
 // collectOrphans enqueues every remote object whose master origin is not in
-// the master cache (pods: by origin UID; ConfigMaps and Secrets: all, as
-// their sync deletes those no pod uses).
+// the master cache (pods: by origin UID, or outside the namespace mapping;
+// ConfigMaps and Secrets: all, as their sync deletes those no pod uses).
 func (v *VirtualNode) collectOrphans() int {
 	n := 0
 	for _, p := range v.remote.pods.metas() {
 		k, ok := v.masterKeyOf(p)
-		if !ok {
-			continue
-		}
-		if m, ok := v.master.pods.meta(k.namespace, k.name); ok && string(m.GetUID()) == p.GetLabels()[LabelOriginUID] {
-			continue
+		if ok {
+			if m, found := v.master.pods.meta(k.namespace, k.name); found && string(m.GetUID()) == p.GetLabels()[LabelOriginUID] {
+				continue
+			}
 		}
 		n++
 		v.queue.Add(k)
 	}
 	v.enqueueRemoteDependencies()
 	return n
+}
+
+// deleteStray deletes a remote copy this node owns in a namespace its
+// namespace mapping does not reach, which an earlier mapping made: a changed
+// mapping restarts the node, and the pods' copies are made again in the
+// namespaces it maps to. The copy is read from the cache, the delete is
+// conditional on its UID, and nothing is deleted while the remote is
+// unreachable.
+func (v *VirtualNode) deleteStray(ctx context.Context, k workKey) error {
+	if _, ok := v.ns.Master(k.namespace); ok {
+		return nil
+	}
+	var (
+		obj metav1.Object
+		del func(context.Context, string, metav1.DeleteOptions) error
+	)
+	switch k.kind {
+	case keyPod:
+		obj, _ = v.remote.pods.meta(k.namespace, k.name)
+		del = v.remote.client.CoreV1().Pods(k.namespace).Delete
+	case keyConfigMap:
+		if cm, err := v.remote.configMaps.Lister().ConfigMaps(k.namespace).Get(k.name); err == nil {
+			obj = cm
+		}
+		del = v.remote.client.CoreV1().ConfigMaps(k.namespace).Delete
+	case keySecret:
+		if s, err := v.remote.secrets.Lister().Secrets(k.namespace).Get(k.name); err == nil {
+			obj = s
+		}
+		del = v.remote.client.CoreV1().Secrets(k.namespace).Delete
+	}
+	if obj == nil || !ownedBy(obj, v.masterID, v.name) || obj.GetDeletionTimestamp() != nil {
+		return nil
+	}
+	if !v.healthy.Load() {
+		return errRemoteUnavailable
+	}
+	opts := metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(obj.GetUID()))}
+	err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error { return del(c, k.name, opts) })
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	v.log.Info("deleted remote copy outside the namespace mapping", "key", k.String())
+	return nil
 }

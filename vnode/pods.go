@@ -31,7 +31,7 @@ func isTerminal(p corev1.PodPhase) bool {
 // live read where a cache could mislead it into a destructive step).
 func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time.Duration, error) {
 	remoteNS := v.ns.Remote(namespace)
-	k := workKey{keyPod, namespace, name}
+	k := workKey{kind: keyPod, namespace: namespace, name: name}
 	entry, _ := v.master.pods.entry(namespace, name)
 	remoteEntry, _ := v.remote.pods.entry(remoteNS, name)
 	if v.convergedFromMeta(k, entry, remoteEntry) {
@@ -495,7 +495,7 @@ func (v *VirtualNode) forgetObserved(k workKey) {
 
 // syncStatus mirrors the remote pod's status onto the master pod.
 func (v *VirtualNode) syncStatus(ctx context.Context, master, remote *corev1.Pod) error {
-	k := workKey{keyPod, master.Namespace, master.Name}
+	k := workKey{kind: keyPod, namespace: master.Namespace, name: master.Name}
 	if isTerminal(master.Status.Phase) {
 		v.forgetObserved(k)
 		return nil

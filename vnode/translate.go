@@ -21,9 +21,6 @@ const (
 	LabelManaged = "atoll.dev/managed"
 	// LabelCluster is put on the virtual node: the name of the remote cluster.
 	LabelCluster = "atoll.dev/cluster"
-
-	// AnnotationOriginNamespace is the master namespace of a remote copy.
-	AnnotationOriginNamespace = "atoll.dev/origin-namespace"
 )
 
 // NamespaceMode says how master namespaces map to remote namespaces.
@@ -101,10 +98,9 @@ func TranslatePod(pod *corev1.Pod, opts TranslateOptions) (*corev1.Pod, error) {
 	in := pod.DeepCopy()
 	out := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        in.Name,
-			Namespace:   opts.Namespaces.Remote(in.Namespace),
-			Labels:      map[string]string{},
-			Annotations: map[string]string{},
+			Name:      in.Name,
+			Namespace: opts.Namespaces.Remote(in.Namespace),
+			Labels:    map[string]string{},
 		},
 		Spec: in.Spec,
 	}
@@ -115,12 +111,14 @@ func TranslatePod(pod *corev1.Pod, opts TranslateOptions) (*corev1.Pod, error) {
 		if k == corev1.LastAppliedConfigAnnotation {
 			continue
 		}
+		if out.Annotations == nil {
+			out.Annotations = map[string]string{}
+		}
 		out.Annotations[k] = v
 	}
 	out.Labels[LabelOriginUID] = string(in.UID)
 	out.Labels[LabelNode] = opts.NodeName
 	out.Labels[LabelMaster] = opts.MasterID
-	out.Annotations[AnnotationOriginNamespace] = in.Namespace
 
 	spec := &out.Spec
 	spec.NodeName = ""

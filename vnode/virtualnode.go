@@ -32,22 +32,33 @@ const (
 	keySecret
 )
 
-// workKey is one item in a virtual node's work queue, always named by the
-// master namespace and name.
+// workKey is one item in a virtual node's work queue, named by the master
+// namespace and name; a stray one by the remote's (strayKey).
 type workKey struct {
 	kind      keyKind
 	namespace string
 	name      string
+	stray     bool
+}
+
+// strayKey names a remote copy in a namespace the node's namespace mapping
+// does not reach: one an earlier mapping made. Its sync deletes it.
+func strayKey(kind keyKind, m metav1.Object) workKey {
+	return workKey{kind: kind, namespace: m.GetNamespace(), name: m.GetName(), stray: true}
 }
 
 func (k workKey) String() string {
+	s := "pod:"
 	switch k.kind {
 	case keyConfigMap:
-		return "configmap:" + k.namespace + "/" + k.name
+		s = "configmap:"
 	case keySecret:
-		return "secret:" + k.namespace + "/" + k.name
+		s = "secret:"
 	}
-	return "pod:" + k.namespace + "/" + k.name
+	if k.stray {
+		s = "stray " + s
+	}
+	return s + k.namespace + "/" + k.name
 }
 
 type masterSide struct {
@@ -430,12 +441,10 @@ func (v *VirtualNode) hasSynced() []cache.InformerSynced {
 // level-triggered pass over both sides.
 func (v *VirtualNode) resyncAll() {
 	for _, m := range v.master.pods.metas() {
-		v.queue.Add(workKey{keyPod, m.GetNamespace(), m.GetName()})
+		v.queue.Add(workKey{kind: keyPod, namespace: m.GetNamespace(), name: m.GetName()})
 	}
 	for _, m := range v.remote.pods.metas() {
-		if k, ok := v.masterKeyOf(m); ok {
-			v.queue.Add(k)
-		}
+		v.queue.Add(v.remoteKeyOf(keyPod, m))
 	}
 	v.enqueueRemoteDependencies()
 }
@@ -445,36 +454,39 @@ func (v *VirtualNode) resyncAll() {
 func (v *VirtualNode) enqueueRemoteDependencies() {
 	for _, obj := range v.remote.configMaps.Informer().GetStore().List() {
 		if cm, ok := obj.(*corev1.ConfigMap); ok {
-			if ns, ok := v.ns.Master(cm.Namespace); ok {
-				v.queue.Add(workKey{keyConfigMap, ns, cm.Name})
-			}
+			v.queue.Add(v.remoteKeyOf(keyConfigMap, cm))
 		}
 	}
 	for _, obj := range v.remote.secrets.Informer().GetStore().List() {
 		if s, ok := obj.(*corev1.Secret); ok {
-			if ns, ok := v.ns.Master(s.Namespace); ok {
-				v.queue.Add(workKey{keySecret, ns, s.Name})
-			}
+			v.queue.Add(v.remoteKeyOf(keySecret, s))
 		}
 	}
 }
 
-// masterKeyOf returns the master pod key a remote pod stands for.
-func (v *VirtualNode) masterKeyOf(p metav1.Object) (workKey, bool) {
-	ns := p.GetAnnotations()[AnnotationOriginNamespace]
-	if ns == "" {
-		var ok bool
-		if ns, ok = v.ns.Master(p.GetNamespace()); !ok {
-			return workKey{}, false
-		}
+// remoteKeyOf is the work key of a remote copy: its master object's, or a
+// stray key when the copy is outside the namespace mapping.
+func (v *VirtualNode) remoteKeyOf(kind keyKind, m metav1.Object) workKey {
+	ns, ok := v.ns.Master(m.GetNamespace())
+	if !ok {
+		return strayKey(kind, m)
 	}
-	return workKey{keyPod, ns, p.GetName()}, true
+	return workKey{kind: kind, namespace: ns, name: m.GetName()}
+}
+
+// masterKeyOf returns the master pod key a remote pod stands for: the
+// namespace mapping read backwards (a copy carries no note of its master
+// namespace: every byte on a copy is work for the remote, per pod and per
+// change). False for a copy outside the mapping.
+func (v *VirtualNode) masterKeyOf(p metav1.Object) (workKey, bool) {
+	k := v.remoteKeyOf(keyPod, p)
+	return k, !k.stray
 }
 
 func (v *VirtualNode) registerHandlers() error {
 	enqueueMasterPod := func(obj any) {
 		if m, ok := metaOf(obj); ok {
-			v.queue.Add(workKey{keyPod, m.GetNamespace(), m.GetName()})
+			v.queue.Add(workKey{kind: keyPod, namespace: m.GetNamespace(), name: m.GetName()})
 			// Dependencies of a pod that goes away may now be unused.
 			if m.GetDeletionTimestamp() != nil || isTerminal(phaseOf(obj)) {
 				v.enqueueDependencies(podOf(obj))
@@ -486,7 +498,7 @@ func (v *VirtualNode) registerHandlers() error {
 		UpdateFunc: func(_, n any) { enqueueMasterPod(n) },
 		DeleteFunc: func(obj any) {
 			if p := podOf(obj); p != nil {
-				v.queue.Add(workKey{keyPod, p.Namespace, p.Name})
+				v.queue.Add(workKey{kind: keyPod, namespace: p.Namespace, name: p.Name})
 				v.enqueueDependencies(p)
 			}
 		},
@@ -500,6 +512,7 @@ func (v *VirtualNode) registerHandlers() error {
 		}
 		k, ok := v.masterKeyOf(p)
 		if !ok {
+			v.queue.Add(strayKey(keyPod, p))
 			return
 		}
 		if changed {
@@ -532,24 +545,19 @@ func (v *VirtualNode) registerHandlers() error {
 			if err != nil {
 				return
 			}
-			ns := m.GetNamespace()
 			if remote {
-				mns, ok := v.ns.Master(ns)
-				if !ok {
-					return
-				}
-				ns = mns
+				v.queue.Add(v.remoteKeyOf(kind, m))
+				return
 			}
-			v.queue.Add(workKey{kind, ns, m.GetName()})
-			if !remote {
-				// Pods waiting for this object can go on.
-				dk := KindConfigMap
-				if kind == keySecret {
-					dk = KindSecret
-				}
-				for _, p := range v.master.pods.users(dk, ns, m.GetName()) {
-					v.queue.Add(workKey{keyPod, p.GetNamespace(), p.GetName()})
-				}
+			ns := m.GetNamespace()
+			v.queue.Add(workKey{kind: kind, namespace: ns, name: m.GetName()})
+			// Pods waiting for this object can go on.
+			dk := KindConfigMap
+			if kind == keySecret {
+				dk = KindSecret
+			}
+			for _, p := range v.master.pods.users(dk, ns, m.GetName()) {
+				v.queue.Add(workKey{kind: keyPod, namespace: p.GetNamespace(), name: p.GetName()})
 			}
 		}
 		return cache.ResourceEventHandlerFuncs{AddFunc: f, UpdateFunc: func(_, n any) { f(n) }, DeleteFunc: f}
@@ -611,7 +619,7 @@ func (v *VirtualNode) enqueueDependencies(p *corev1.Pod) {
 		if d.Kind == KindSecret {
 			k = keySecret
 		}
-		v.queue.Add(workKey{k, p.Namespace, d.Name})
+		v.queue.Add(workKey{kind: k, namespace: p.Namespace, name: d.Name})
 	}
 }
 
@@ -645,15 +653,19 @@ func (v *VirtualNode) process(ctx context.Context, k workKey) {
 		after time.Duration
 		err   error
 	)
-	switch k.kind {
-	case keyPod:
+	switch {
+	case k.stray:
+		if err = v.deleteStray(ctx, k); err != nil {
+			v.recordError("gc", err)
+		}
+	case k.kind == keyPod:
 		after, err = v.syncPod(ctx, k.namespace, k.name)
-	case keyConfigMap:
+	case k.kind == keyConfigMap:
 		err = v.syncDependency(ctx, KindConfigMap, k.namespace, k.name)
 		if err != nil {
 			v.recordError("dependency", err)
 		}
-	case keySecret:
+	case k.kind == keySecret:
 		err = v.syncDependency(ctx, KindSecret, k.namespace, k.name)
 		if err != nil {
 			v.recordError("dependency", err)

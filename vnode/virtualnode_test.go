@@ -39,9 +39,15 @@ type testBed struct {
 	registry *prometheus.Registry
 }
 
-// startNode runs a VirtualNode against fake master and remote clusters until
-// the test ends.
+// startNode runs a VirtualNode of testNodeSpec against fake master and
+// remote clusters until the test ends.
 func startNode(t *testing.T, masterObjs, remoteObjs []runtime.Object, hooks func(master, remote *fake.Clientset)) *testBed {
+	t.Helper()
+	return startNodeOf(t, testNodeSpec(), masterObjs, remoteObjs, hooks)
+}
+
+// startNodeOf is startNode for a node of spec.
+func startNodeOf(t *testing.T, spec NodeSpec, masterObjs, remoteObjs []runtime.Object, hooks func(master, remote *fake.Clientset)) *testBed {
 	t.Helper()
 	readyNode := remoteNode("kwok-1", true, false, rl("cpu", "32", "memory", "64Gi", "pods", "110"))
 	b := &testBed{
@@ -77,7 +83,6 @@ func startNode(t *testing.T, masterObjs, remoteObjs []runtime.Object, hooks func
 		ResyncPeriod: time.Second, CapacityInterval: time.Second, GCInterval: 100 * time.Millisecond,
 		LeaseDuration: 40 * time.Second, RetryBaseDelay: time.Millisecond, RetryMaxDelay: 20 * time.Millisecond,
 	}
-	spec := testNodeSpec()
 	b.vn = newVirtualNode(spec, cfg, shared, b.remote, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics)
 	go func() { _ = b.vn.run(ctx) }()
 	t.Cleanup(func() {
@@ -267,6 +272,38 @@ func TestAdoptsExistingCopyWithoutDuplicate(t *testing.T) {
 		if a.GetVerb() == "create" && a.GetResource().Resource == "pods" {
 			t.Fatal("an existing copy must be adopted, not created again")
 		}
+	}
+}
+
+// A changed namespace mapping restarts the node: the copies an earlier
+// mapping made, now outside it, are deleted, and the pod is made again
+// where the new mapping says; a foreign pod there is left alone.
+func TestCopiesOutsideNamespaceMappingDeleted(t *testing.T) {
+	mp := masterPod("web-6", "6")
+	same := TranslateOptions{NodeName: testNode, MasterID: testMaster, Namespaces: NamespaceMapping{Mode: NamespaceSame}}
+	earlier, err := TranslatePod(mp, same)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := remoteConfigMap(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "conf", Namespace: "shop", UID: "uid-conf"}}, same.Namespaces, testMaster, testNode)
+	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "shop"}}
+	spec := testNodeSpec()
+	spec.NamespaceMode, spec.NamespacePrefix = NamespacePrefix, "hub-"
+	b := startNodeOf(t, spec, []runtime.Object{mp}, []runtime.Object{earlier, cm, foreign}, nil)
+	eventually(t, "copy made in the mapped namespace", func() (bool, error) {
+		_, err := getRemote(b, "hub-shop", "web-6")
+		return err == nil, err
+	})
+	eventually(t, "earlier copy deleted", func() (bool, error) {
+		_, err := getRemote(b, "shop", "web-6")
+		return apierrors.IsNotFound(err), err
+	})
+	eventually(t, "earlier ConfigMap copy deleted", func() (bool, error) {
+		_, err := b.remote.CoreV1().ConfigMaps("shop").Get(context.Background(), "conf", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), err
+	})
+	if _, err := getRemote(b, "shop", "other"); err != nil {
+		t.Fatalf("foreign pod: %v", err)
 	}
 }
 
