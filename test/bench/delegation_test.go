@@ -41,6 +41,33 @@ func podName(i int) string { return fmt.Sprintf("pod-%05d", i) }
 // createPods creates pods podName(from) .. podName(to-1) in ns with
 // createWorkers at a time.
 func createPods(ctx context.Context, client kubernetes.Interface, ns string, from, to int, nodeName string) error {
+	return eachPod(ctx, from, to, func(ctx context.Context, name string) error {
+		_, err := client.CoreV1().Pods(ns).Create(ctx, benchPod(ns, name, nodeName), metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create pod %s/%s: %w", ns, name, err)
+		}
+		return nil
+	})
+}
+
+// deletePods force-deletes pods podName(from) .. podName(to-1) in ns with
+// createWorkers at a time.
+func deletePods(ctx context.Context, client kubernetes.Interface, ns string, from, to int) error {
+	zero := int64(0)
+	return eachPod(ctx, from, to, func(ctx context.Context, name string) error {
+		err := client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete pod %s/%s: %w", ns, name, err)
+		}
+		return nil
+	})
+}
+
+// eachPod calls do for podName(from) .. podName(to-1), createWorkers at a
+// time, each call with a 30 s timeout; the first error stops it.
+func eachPod(ctx context.Context, from, to int, do func(ctx context.Context, name string) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	idx := make(chan int)
 	errs := make(chan error, createWorkers)
 	var wg sync.WaitGroup
@@ -49,12 +76,9 @@ func createPods(ctx context.Context, client kubernetes.Interface, ns string, fro
 		go func() {
 			defer wg.Done()
 			for i := range idx {
-				err := withTimeout(ctx, 30*time.Second, func(ctx context.Context) error {
-					_, err := client.CoreV1().Pods(ns).Create(ctx, benchPod(ns, podName(i), nodeName), metav1.CreateOptions{})
-					return err
-				})
-				if err != nil && !apierrors.IsAlreadyExists(err) {
-					errs <- fmt.Errorf("create pod %s/%s: %w", ns, podName(i), err)
+				if err := withTimeout(ctx, 30*time.Second, func(ctx context.Context) error { return do(ctx, podName(i)) }); err != nil {
+					errs <- err
+					cancel()
 					return
 				}
 			}
@@ -182,7 +206,7 @@ func waitServiceAccount(ctx context.Context, client kubernetes.Interface, ns str
 // the figure, then sharing every CPU, as they do here otherwise. Each side
 // gets one warm-up pod first, so namespaces and service accounts exist
 // before the clock starts. It returns the master namespace, which keeps the
-// delegated pods, and their number.
+// last run's delegated pods (podName(0) .. podName(N-1)), and their number.
 func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 	n := *flagPods
 	ns := fleettest.Namespace(bn.b, bn.master, "bench")
@@ -198,19 +222,29 @@ func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 	if err != nil {
 		bn.b.Fatal(err)
 	}
-	direct := bn.direct(ctx, a, "direct", "cpu-remote-apiserver-direct.pprof")
+	// The baseline runs before and after the delegated run, each of the
+	// three on a remote holding none of the others' pods: a remote gets
+	// slower with the 2,000-pod runs it has been through (up to 12 % by
+	// the third, the same pods each time), and the mean of before and
+	// after cancels that drift instead of crediting it to the baseline.
+	before := bn.direct(ctx, a, "direct", "cpu-remote-apiserver-direct.pprof")
 	delegated := bn.delegated(ctx, a, "delegated", ns, 0, n, "cpu-remote-apiserver-delegated.pprof")
+	bn.deleteDelegated(ctx, ns, 0, n)
+	after := bn.direct(ctx, a, "direct, after", "")
 	unpin()
-	bn.res.Add("direct_s", fmt.Sprintf("%d pods created in the remote -> all Running there (baseline; remote on CPUs of its own)", n), direct.Seconds(), "s")
+	direct := (before + after) / 2
+	bn.res.Add("direct_before_s", "baseline before the delegated run", before.Seconds(), "s")
+	bn.res.Add("direct_after_s", "baseline after the delegated run (its pods deleted first)", after.Seconds(), "s")
+	bn.res.Add("direct_s", fmt.Sprintf("%d pods created in the remote -> all Running there (baseline, mean of before and after; remote on CPUs of its own)", n), direct.Seconds(), "s")
 	bn.res.Add("delegation_s", fmt.Sprintf("%d pods bound to the virtual node -> all Running in the master (master and Atoll on CPU 0)", n), delegated.Seconds(), "s")
 	bn.res.AddTarget("delegation_ratio", "delegated / direct, master and remote on separate CPUs", delegated.Seconds()/direct.Seconds(), "", AtMost, 1.15)
 
 	direct = bn.direct(ctx, a, "direct, shared", "")
-	delegated = bn.delegated(ctx, a, "delegated, shared", ns, n, 2*n, "")
+	delegated = bn.delegated(ctx, a, "delegated, shared", ns, 0, n, "")
 	bn.res.Add("direct_shared_s", fmt.Sprintf("%d pods direct, every process on every CPU", n), direct.Seconds(), "s")
 	bn.res.Add("delegation_shared_s", fmt.Sprintf("%d pods delegated, every process on every CPU", n), delegated.Seconds(), "s")
 	bn.res.Add("delegation_shared_ratio", "delegated / direct, sharing the CPUs (the master's own work competes with the remote)", delegated.Seconds()/direct.Seconds(), "")
-	return ns, 2 * n
+	return ns, n
 }
 
 // direct times -pods pods created in the first remote, in a namespace of
@@ -254,6 +288,32 @@ func (bn *bench) direct(ctx context.Context, a *atollRun, phase, profile string)
 		bn.b.Fatalf("delete the baseline's namespace: %v", err)
 	}
 	return took
+}
+
+// deleteDelegated deletes pods [from, to) from the master namespace ns and
+// waits until Atoll has deleted their copies in the first remote.
+func (bn *bench) deleteDelegated(ctx context.Context, ns string, from, to int) {
+	if err := deletePods(ctx, bn.master, ns, from, to); err != nil {
+		bn.b.Fatal(err)
+	}
+	left := 0
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		list, err := bn.remotes[0].CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: benchLabel})
+		if err != nil {
+			return false, nil
+		}
+		left = 0
+		for i := range list.Items {
+			var idx int
+			if _, err := fmt.Sscanf(list.Items[i].Name, "pod-%d", &idx); err == nil && idx >= from && idx < to {
+				left++
+			}
+		}
+		return left == 0, nil
+	})
+	if err != nil {
+		bn.b.Fatalf("delete the delegated pods: %d copies left in the remote: %v", left, err)
+	}
 }
 
 // delegated times pods [from, to) bound to the virtual node in the master
