@@ -6,6 +6,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // runOrphanCollector looks, every GCInterval, for remote pods, ConfigMaps and
@@ -50,12 +51,14 @@ func (v *VirtualNode) collectOrphans() int {
 // deleteStray deletes a remote copy this node owns in a namespace its
 // namespace mapping does not reach, which an earlier mapping made: a changed
 // mapping restarts the node, and the pods' copies are made again in the
-// namespaces it maps to. The copy is read from the cache, the delete is
+// namespaces it maps to. A pod's old copy goes only once its new copy
+// exists (or its master pod is done or gone); until then the key comes back
+// after strayRecheck. The copy is read from the cache, the delete is
 // conditional on its UID, and nothing is deleted while the remote is
 // unreachable.
-func (v *VirtualNode) deleteStray(ctx context.Context, k workKey) error {
+func (v *VirtualNode) deleteStray(ctx context.Context, k workKey) (time.Duration, error) {
 	if _, ok := v.ns.Master(k.namespace); ok {
-		return nil
+		return 0, nil
 	}
 	var (
 		obj metav1.Object
@@ -77,19 +80,60 @@ func (v *VirtualNode) deleteStray(ctx context.Context, k workKey) error {
 		del = v.remote.client.CoreV1().Secrets(k.namespace).Delete
 	}
 	if obj == nil || !ownedBy(obj, v.masterID, v.name) || obj.GetDeletionTimestamp() != nil {
-		return nil
+		return 0, nil
+	}
+	if k.kind == keyPod && !v.strayReplaced(obj) {
+		return strayRecheck, nil
 	}
 	if !v.healthy.Load() {
-		return errRemoteUnavailable
+		return 0, errRemoteUnavailable
 	}
 	opts := metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(obj.GetUID()))}
 	err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error { return del(c, k.name, opts) })
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	v.log.Info("deleted remote copy outside the namespace mapping", "key", k.String())
+	return 0, nil
+}
+
+// strayRecheck is how often a pod's old copy looks for its new one.
+const strayRecheck = time.Second
+
+// strayCopyOf returns the copy of the master pod uid that an earlier
+// namespace mapping made, if the remote holds one. It walks the node's
+// remote pods: it is asked only for a delegated pod without a copy where the
+// mapping puts it, which is rare but for the restart after a mapping change.
+func (v *VirtualNode) strayCopyOf(uid types.UID) metav1.Object {
+	for _, m := range v.remote.pods.metas() {
+		if m.GetLabels()[LabelOriginUID] != string(uid) {
+			continue
+		}
+		if _, ok := v.ns.Master(m.GetNamespace()); !ok {
+			return m
+		}
+	}
 	return nil
+}
+
+// strayReplaced reports whether a pod's copy outside the namespace mapping
+// can go: its master pod (of this node, by origin UID) is gone, done or
+// being deleted, or has its copy where the mapping puts it.
+func (v *VirtualNode) strayReplaced(stray metav1.Object) bool {
+	uid := stray.GetLabels()[LabelOriginUID]
+	for _, e := range v.master.pods.entries() {
+		m, _, phase, ok := entryFacts(e)
+		if !ok || string(m.GetUID()) != uid {
+			continue
+		}
+		if m.GetDeletionTimestamp() != nil || isTerminal(phase) {
+			return true
+		}
+		c, ok := v.remote.pods.meta(v.ns.Remote(m.GetNamespace()), m.GetName())
+		return ok && c.GetLabels()[LabelOriginUID] == uid
+	}
+	return true
 }

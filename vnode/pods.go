@@ -64,7 +64,10 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 		if isTerminal(master.Status.Phase) {
 			return 0, nil
 		}
-		if hasCondition(master, ConditionDelegated) {
+		// A delegated pod whose copy an earlier namespace mapping made
+		// moves: its copy is made again here, and the old one goes once
+		// this one exists (deleteStray).
+		if hasCondition(master, ConditionDelegated) && v.strayCopyOf(master.UID) == nil {
 			// It existed before: gone behind our back, or the cache lags.
 			live, err := v.getRemotePod(ctx, remoteNS, name)
 			switch {

@@ -655,7 +655,7 @@ func (v *VirtualNode) process(ctx context.Context, k workKey) {
 	)
 	switch {
 	case k.stray:
-		if err = v.deleteStray(ctx, k); err != nil {
+		if after, err = v.deleteStray(ctx, k); err != nil {
 			v.recordError("gc", err)
 		}
 	case k.kind == keyPod:

@@ -275,11 +275,14 @@ func TestAdoptsExistingCopyWithoutDuplicate(t *testing.T) {
 	}
 }
 
-// A changed namespace mapping restarts the node: the copies an earlier
-// mapping made, now outside it, are deleted, and the pod is made again
-// where the new mapping says; a foreign pod there is left alone.
+// A changed namespace mapping restarts the node: a delegated pod moves (its
+// copy is made again where the new mapping says; it is not taken for
+// deleted behind Atoll's back), and the copies the earlier mapping made,
+// now outside it, are deleted; a foreign pod there is left alone.
 func TestCopiesOutsideNamespaceMappingDeleted(t *testing.T) {
 	mp := masterPod("web-6", "6")
+	mp.Status.Phase = corev1.PodRunning
+	mp.Status.Conditions = append(mp.Status.Conditions, corev1.PodCondition{Type: ConditionDelegated, Status: corev1.ConditionTrue})
 	same := TranslateOptions{NodeName: testNode, MasterID: testMaster, Namespaces: NamespaceMapping{Mode: NamespaceSame}}
 	earlier, err := TranslatePod(mp, same)
 	if err != nil {
@@ -304,6 +307,13 @@ func TestCopiesOutsideNamespaceMappingDeleted(t *testing.T) {
 	})
 	if _, err := getRemote(b, "shop", "other"); err != nil {
 		t.Fatalf("foreign pod: %v", err)
+	}
+	m, err := getMaster(b, "web-6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Status.Phase == corev1.PodFailed {
+		t.Fatalf("master pod failed (%s): a moved copy is not a deleted one", m.Status.Reason)
 	}
 }
 

@@ -19,22 +19,29 @@ import (
 	"github.com/atoll-dev/atoll/vnode"
 )
 
-// TestManagerLiveUpdateAndRemove runs a Manager in the test process with one
-// extra node on remote-2 and changes it live.
-func TestManagerLiveUpdateAndRemove(t *testing.T) {
-	ctx := testenv.Context(t)
+// startManager runs a Manager in the test process until the test ends.
+func startManager(t *testing.T) *vnode.Manager {
+	t.Helper()
 	m, err := vnode.NewManager(vnode.ManagerConfig{Master: env.Master.Config, NodeIP: "127.0.0.1",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
+	runCtx, stop := context.WithCancel(testenv.Context(t))
 	done := make(chan error, 1)
 	go func() { done <- m.Run(runCtx) }()
 	t.Cleanup(func() {
 		stop()
 		<-done
 	})
+	return m
+}
+
+// TestManagerLiveUpdateAndRemove runs a Manager in the test process with one
+// extra node on remote-2 and changes it live.
+func TestManagerLiveUpdateAndRemove(t *testing.T) {
+	ctx := testenv.Context(t)
+	m := startManager(t)
 	const name = "managed-e2e"
 	spec := vnode.NodeSpec{
 		Name:     name,
@@ -88,7 +95,7 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 	// selects on) included: they come back.
 	// Atoll writes the Node too (its status), so the edit retries on
 	// conflict as any client's read-modify-write must.
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		stripped, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -131,4 +138,73 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 	if len(m.Health()) != 0 {
 		t.Fatalf("Health() after Remove = %+v", m.Health())
 	}
+}
+
+// TestManagerNamespaceMappingChanged changes a running node's namespace
+// mapping from Same to Prefix: the pod's copy is made again in the
+// prefixed namespace, the copy the old mapping made is deleted, and the
+// master pod, the same one, is Running again.
+func TestManagerNamespaceMappingChanged(t *testing.T) {
+	ctx := testenv.Context(t)
+	m := startManager(t)
+	const name = "mapping-e2e"
+	spec := vnode.NodeSpec{Name: name, Remote: env.Remotes[1].Config}
+	if err := m.Add(spec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = m.Remove(context.Background(), name)
+		_ = master.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	testenv.WaitFor(t, time.Minute, name+" Ready", func(ctx context.Context) (bool, error) {
+		return fleettest.NodeReady(ctx, master, name)
+	})
+	remote, err := env.Remotes[1].Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered before namespace(t), so it runs after the master
+	// namespace (and with it the pod) is gone.
+	var moved string
+	t.Cleanup(func() {
+		if moved != "" {
+			_ = remote.CoreV1().Namespaces().Delete(context.Background(), moved, metav1.DeleteOptions{})
+		}
+	})
+	ns := namespace(t)
+	moved = "moved-" + ns
+	runPod(t, ns, "moving", name)
+	mp, err := getPod(ctx, ns, "moving")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.CoreV1().Pods(ns).Get(ctx, "moving", metav1.GetOptions{}); err != nil {
+		t.Fatalf("copy under the Same mapping: %v", err)
+	}
+
+	spec.NamespaceMode, spec.NamespacePrefix = vnode.NamespacePrefix, "moved-"
+	if err := m.Update(spec); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 2*time.Minute, "copy Running in "+moved+", the old one gone", func(ctx context.Context) (bool, error) {
+		c, err := remote.CoreV1().Pods(moved).Get(ctx, "moving", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if c.Labels[vnode.LabelOriginUID] != string(mp.UID) || c.Status.Phase != corev1.PodRunning {
+			return false, fmt.Errorf("new copy: origin %q, phase %s", c.Labels[vnode.LabelOriginUID], c.Status.Phase)
+		}
+		_, err = remote.CoreV1().Pods(ns).Get(ctx, "moving", metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("old copy in %s still there (%v)", ns, err)
+		}
+		return true, nil
+	})
+	testenv.WaitFor(t, time.Minute, "master pod Running", func(ctx context.Context) (bool, error) {
+		p, err := getPod(ctx, ns, "moving")
+		if err != nil {
+			return false, err
+		}
+		return p.UID == mp.UID && p.Status.Phase == corev1.PodRunning, fmt.Errorf("uid %s phase %s", p.UID, p.Status.Phase)
+	})
 }
