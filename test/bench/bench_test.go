@@ -21,6 +21,7 @@ import (
 
 var (
 	flagPods          = flag.Int("pods", 2000, "pods in the delegation-vs-direct run")
+	flagRounds        = flag.Int("rounds", 3, "delegated runs in the delegation-vs-direct figure, each between two baseline runs")
 	flagFootprintPods = flag.Int("footprint-pods", 10000, "delegated pods on one virtual node for the footprint figure")
 	flagIdleNodes     = flag.Int("idle-nodes", 50, "idle virtual nodes for the footprint figure")
 	flagSyncRate      = flag.Int("sync-rate", 50, "remote pod status changes per second in the status-sync run")

@@ -200,6 +200,26 @@ func waitServiceAccount(ctx context.Context, client kubernetes.Interface, ns str
 	})
 }
 
+// phase is one timed run of the delegation figure.
+type phase struct {
+	name string
+	// record puts the run in the CPU and pod-write tables.
+	record bool
+	// profile, with -profiles, names the remote kube-apiserver's CPU
+	// profile of the run's first 10 s.
+	profile string
+}
+
+// measured runs run; a recorded phase's CPU and pod writes are kept for
+// the tables.
+func (bn *bench) measured(ctx context.Context, a *atollRun, p phase, pods int, run func()) {
+	if !p.record {
+		run()
+		return
+	}
+	bn.measureCPU(a, p.name, func() { bn.measureRequests(ctx, p.name, pods, run) })
+}
+
 // delegation times N pods to Running created directly in the first remote
 // (the baseline), then N pods bound to the virtual node in the master:
 // first with master and remote on CPUs of their own (pinSides), which is
@@ -222,25 +242,39 @@ func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 	if err != nil {
 		bn.b.Fatal(err)
 	}
-	// The baseline runs before and after the delegated run, each of the
-	// three on a remote holding none of the others' pods: a remote gets
-	// slower with the 2,000-pod runs it has been through (up to 12 % by
-	// the third, the same pods each time), and the mean of before and
-	// after cancels that drift instead of crediting it to the baseline.
-	before := bn.direct(ctx, a, "direct", "cpu-remote-apiserver-direct.pprof")
-	delegated := bn.delegated(ctx, a, "delegated", ns, 0, n, "cpu-remote-apiserver-delegated.pprof")
-	bn.deleteDelegated(ctx, ns, 0, n)
-	after := bn.direct(ctx, a, "direct, after", "")
+	// The baseline runs before and after each delegated run, every run on
+	// a remote holding none of the others' pods: a remote gets slower with
+	// the 2,000-pod runs it has been through (up to 12 % by the third, the
+	// same pods each time), and the mean of before and after cancels that
+	// drift instead of crediting it to the baseline. The figure is the
+	// median round's: one run of each varies by ±5 % on this machine.
+	// Only the first round is in the CPU and pod-write tables.
+	if *flagRounds < 1 {
+		bn.b.Fatal("-rounds: at least 1")
+	}
+	rounds := make([]delegationRound, *flagRounds)
+	before := bn.direct(ctx, a, phase{name: "direct", record: true, profile: "cpu-remote-apiserver-direct.pprof"})
+	for i := range rounds {
+		dp := phase{name: fmt.Sprintf("round %d: delegated", i+1)}
+		ap := phase{name: fmt.Sprintf("round %d: direct, after", i+1)}
+		if i == 0 {
+			dp = phase{name: "delegated", record: true, profile: "cpu-remote-apiserver-delegated.pprof"}
+			ap = phase{name: "direct, after", record: true}
+		}
+		r := delegationRound{before: before, delegated: bn.delegated(ctx, a, dp, ns, 0, n)}
+		bn.deleteDelegated(ctx, ns, 0, n)
+		r.after = bn.direct(ctx, a, ap)
+		rounds[i], before = r, r.after
+		bn.res.Add(fmt.Sprintf("delegation_ratio_%d", i+1), fmt.Sprintf("round %d: delegated %.1f s / direct %.1f s before, %.1f s after", i+1, r.delegated.Seconds(), r.before.Seconds(), r.after.Seconds()), r.ratio(), "")
+	}
 	unpin()
-	direct := (before + after) / 2
-	bn.res.Add("direct_before_s", "baseline before the delegated run", before.Seconds(), "s")
-	bn.res.Add("direct_after_s", "baseline after the delegated run (its pods deleted first)", after.Seconds(), "s")
-	bn.res.Add("direct_s", fmt.Sprintf("%d pods created in the remote -> all Running there (baseline, mean of before and after; remote on CPUs of its own)", n), direct.Seconds(), "s")
-	bn.res.Add("delegation_s", fmt.Sprintf("%d pods bound to the virtual node -> all Running in the master (master and Atoll on CPU 0)", n), delegated.Seconds(), "s")
-	bn.res.AddTarget("delegation_ratio", "delegated / direct, master and remote on separate CPUs", delegated.Seconds()/direct.Seconds(), "", AtMost, 1.15)
+	m := medianRound(rounds)
+	bn.res.Add("direct_s", fmt.Sprintf("%d pods created in the remote -> all Running there (baseline, mean of before and after; median round; remote on CPUs of its own)", n), m.direct().Seconds(), "s")
+	bn.res.Add("delegation_s", fmt.Sprintf("%d pods bound to the virtual node -> all Running in the master (median round; master and Atoll on CPU 0)", n), m.delegated.Seconds(), "s")
+	bn.res.AddTarget("delegation_ratio", fmt.Sprintf("delegated / direct, master and remote on separate CPUs, median of %d rounds", len(rounds)), m.ratio(), "", AtMost, 1.15)
 
-	direct = bn.direct(ctx, a, "direct, shared", "")
-	delegated = bn.delegated(ctx, a, "delegated, shared", ns, 0, n, "")
+	direct := bn.direct(ctx, a, phase{name: "direct, shared", record: true})
+	delegated := bn.delegated(ctx, a, phase{name: "delegated, shared", record: true}, ns, 0, n)
 	bn.res.Add("direct_shared_s", fmt.Sprintf("%d pods direct, every process on every CPU", n), direct.Seconds(), "s")
 	bn.res.Add("delegation_shared_s", fmt.Sprintf("%d pods delegated, every process on every CPU", n), delegated.Seconds(), "s")
 	bn.res.Add("delegation_shared_ratio", "delegated / direct, sharing the CPUs (the master's own work competes with the remote)", delegated.Seconds()/direct.Seconds(), "")
@@ -251,7 +285,7 @@ func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 // their own, to Running there; they are deleted before it returns. With
 // -profiles and a profile name, the remote's kube-apiserver is profiled
 // during the first 10 s of the run.
-func (bn *bench) direct(ctx context.Context, a *atollRun, phase, profile string) time.Duration {
+func (bn *bench) direct(ctx context.Context, a *atollRun, p phase) time.Duration {
 	n, remote := *flagPods, bn.remotes[0]
 	const ns = "bench-direct"
 	if _, err := remote.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -265,13 +299,11 @@ func (bn *bench) direct(ctx context.Context, a *atollRun, phase, profile string)
 	}
 	var took time.Duration
 	var err error
-	stopProfile := bn.apiserverProfile(ctx, profile, 10*time.Second)
-	bn.measureCPU(a, phase, func() {
-		bn.measureRequests(ctx, phase, n, func() { took, err = timeRunning(ctx, remote, ns, 0, n, "", 15*time.Minute) })
-	})
+	stopProfile := bn.apiserverProfile(ctx, p.profile, 10*time.Second)
+	bn.measured(ctx, a, p, n, func() { took, err = timeRunning(ctx, remote, ns, 0, n, "", 15*time.Minute) })
 	stopProfile()
 	if err != nil {
-		bn.b.Fatalf("%s: %v", phase, err)
+		bn.b.Fatalf("%s: %v", p.name, err)
 	}
 	// The baseline's pods go before Atoll's come.
 	if err := remote.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
@@ -320,12 +352,12 @@ func (bn *bench) deleteDelegated(ctx context.Context, ns string, from, to int) {
 // namespace ns to Running there. With -profiles and a profile name, Atoll
 // (cpu-delegation.pprof) and the remote's kube-apiserver are profiled
 // during the first 10 s of the run.
-func (bn *bench) delegated(ctx context.Context, a *atollRun, phase, ns string, from, to int, profile string) time.Duration {
+func (bn *bench) delegated(ctx context.Context, a *atollRun, p phase, ns string, from, to int) time.Duration {
 	var took time.Duration
 	var err error
-	if profile != "" && bn.profiles != "" {
+	if p.profile != "" && bn.profiles != "" {
 		defer bn.cpuProfile(ctx, a, "cpu-delegation.pprof", 10*time.Second)()
-		defer bn.apiserverProfile(ctx, profile, 10*time.Second)()
+		defer bn.apiserverProfile(ctx, p.profile, 10*time.Second)()
 		// How long the master trails the remote at the end: the status
 		// path's share of the run (a watch more on the remote, so only
 		// with -profiles).
@@ -340,15 +372,13 @@ func (bn *bench) delegated(ctx context.Context, a *atollRun, phase, ns string, f
 			case at := <-remoteAll:
 				bn.res.Add("delegation_tail_s", "remote: all Running -> master: all Running (with -profiles)", end.Sub(at).Seconds(), "s")
 			case <-time.After(time.Minute):
-				bn.b.Logf("%s: the remote watch did not see every pod Running", phase)
+				bn.b.Logf("%s: the remote watch did not see every pod Running", p.name)
 			}
 		}()
 	}
-	bn.measureCPU(a, phase, func() {
-		bn.measureRequests(ctx, phase, to-from, func() { took, err = timeRunning(ctx, bn.master, ns, from, to, "bench", 15*time.Minute) })
-	})
+	bn.measured(ctx, a, p, to-from, func() { took, err = timeRunning(ctx, bn.master, ns, from, to, "bench", 15*time.Minute) })
 	if err != nil {
-		bn.b.Fatalf("%s: %v", phase, err)
+		bn.b.Fatalf("%s: %v", p.name, err)
 	}
 	return took
 }

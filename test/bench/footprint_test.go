@@ -17,8 +17,8 @@ func (bn *bench) footprintPods(ctx context.Context, a *atollRun, ns string, have
 		bn.b.Fatal(err)
 	}
 	var took time.Duration
-	bn.measureRequests(ctx, "to 10k", total-1-have, func() {
-		bn.measureCPU(a, "to 10k", func() { took, err = timeRunning(ctx, bn.master, ns, have, total-1, "bench", 30*time.Minute) })
+	bn.measured(ctx, a, phase{name: "to 10k", record: true}, total-1-have, func() {
+		took, err = timeRunning(ctx, bn.master, ns, have, total-1, "bench", 30*time.Minute)
 	})
 	if err != nil {
 		bn.b.Fatalf("footprint: %v", err)
