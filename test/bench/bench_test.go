@@ -66,40 +66,14 @@ func BenchmarkAtoll(b *testing.B) {
 	res.AddTarget("plan_1000_clusters_s", fmt.Sprintf("render+validate+plan, 1,000 clusters via kustomize (%d add, %d update, %d remove), median of 5", add, update, remove),
 		d.Seconds(), "s", AtMost, 1)
 
-	nodesPerRemote := (*flagFootprintPods*11/10 + podsPerKwokNode - 1) / podsPerKwokNode
-	env, err := testenv.Start(ctx, testenv.Options{
-		Remotes: 2, NodesPerRemote: nodesPerRemote, Log: os.Stderr, EtcdPerCluster: true, Profiling: *flagProfiles,
-		Node: testenv.NodeShape{CPU: "1000", Memory: "4Ti", Pods: podsPerKwokNode},
-	})
+	bn := startBed(ctx, b, 2, *flagFootprintPods, &res)
+	bin, err := testenv.BuildAtoll(ctx, bn.env.Dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Registered first, so it runs after every other cleanup (namespaces,
-	// Atoll processes, the git server).
-	b.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := env.Stop(stopCtx); err != nil {
-			b.Logf("stop bed: %v", err)
-		}
-	})
-	bin, err := testenv.BuildAtoll(ctx, env.Dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bn := &bench{b: b, env: env, bin: bin, res: &res}
+	bn.bin = bin
 	if *flagProfiles {
 		bn.profiles = filepath.Dir(*flagOut)
-	}
-	if bn.master, err = kubernetes.NewForConfig(benchClient(env.Master.Config)); err != nil {
-		b.Fatal(err)
-	}
-	for _, r := range env.Remotes {
-		cs, err := kubernetes.NewForConfig(benchClient(r.Config))
-		if err != nil {
-			b.Fatal(err)
-		}
-		bn.remotes = append(bn.remotes, cs)
 	}
 
 	repo := newFleetRepo(b)
@@ -133,6 +107,41 @@ func BenchmarkAtoll(b *testing.B) {
 	if missed := res.Missed(); len(missed) > 0 {
 		fmt.Fprintf(os.Stdout, "targets missed: %s\n", strings.Join(missed, ", "))
 	}
+}
+
+// startBed starts a bed of a master and remotes kwok remotes with room for
+// pods pods each, stopped when the benchmark ends, and the bench's clients
+// to it.
+func startBed(ctx context.Context, b *testing.B, remotes, pods int, res *Results) *bench {
+	env, err := testenv.Start(ctx, testenv.Options{
+		Remotes: remotes, NodesPerRemote: (pods*11/10 + podsPerKwokNode - 1) / podsPerKwokNode,
+		Log: os.Stderr, EtcdPerCluster: true, Profiling: *flagProfiles,
+		Node: testenv.NodeShape{CPU: "1000", Memory: "4Ti", Pods: podsPerKwokNode},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Registered first, so it runs after every other cleanup (namespaces,
+	// Atoll processes, the git server).
+	b.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := env.Stop(stopCtx); err != nil {
+			b.Logf("stop bed: %v", err)
+		}
+	})
+	bn := &bench{b: b, env: env, res: res}
+	if bn.master, err = kubernetes.NewForConfig(benchClient(env.Master.Config)); err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range env.Remotes {
+		cs, err := kubernetes.NewForConfig(benchClient(r.Config))
+		if err != nil {
+			b.Fatal(err)
+		}
+		bn.remotes = append(bn.remotes, cs)
+	}
+	return bn
 }
 
 // benchClient is the bench's own client to a cluster: the same QPS and

@@ -238,7 +238,7 @@ func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 		bn.b.Fatalf("warm-up pod through Atoll: %v", err)
 	}
 
-	unpin, err := bn.pinSides(a)
+	unpin, err := bn.pinSides(a.p.Pid())
 	if err != nil {
 		bn.b.Fatal(err)
 	}

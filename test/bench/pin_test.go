@@ -18,10 +18,10 @@ import (
 // processes) the other CPUs, as if master and remote were machines of their
 // own: what the master does then costs the remote nothing, which is what a
 // delegation-vs-direct ratio against the physical limit needs (the bench's
-// bed gives every cluster its own etcd). The bench itself, the clients of
-// both runs, stays on every CPU. The returned func gives every process all
-// CPUs back.
-func (bn *bench) pinSides(a *atollRun) (func(), error) {
+// bed gives every cluster its own etcd). masterSide are more processes of
+// the master side (Atoll's). The bench itself, the clients of both runs,
+// stays on every CPU. The returned func gives every process all CPUs back.
+func (bn *bench) pinSides(masterSide ...int) (func(), error) {
 	if runtime.NumCPU() < 2 {
 		return nil, errors.New("pin: needs 2 CPUs")
 	}
@@ -33,7 +33,10 @@ func (bn *bench) pinSides(a *atollRun) (func(), error) {
 	for i := range all {
 		all[i] = i
 	}
-	side := map[int][]int{a.p.Pid(): {0}}
+	side := map[int][]int{}
+	for _, pid := range masterSide {
+		side[pid] = []int{0}
+	}
 	for _, p := range procs {
 		if strings.HasPrefix(p.Name, "master/") {
 			side[p.Pid] = []int{0}
