@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -57,27 +56,23 @@ func (v *VirtualNode) collectOrphans() int {
 // conditional on its UID, and nothing is deleted while the remote is
 // unreachable.
 func (v *VirtualNode) deleteStray(ctx context.Context, k workKey) (time.Duration, error) {
-	if _, ok := v.ns.Master(k.namespace); ok {
-		return 0, nil
-	}
 	var (
-		obj metav1.Object
-		del func(context.Context, string, metav1.DeleteOptions) error
+		obj  metav1.Object
+		kind DependencyKind
 	)
 	switch k.kind {
 	case keyPod:
 		obj, _ = v.remote.pods.meta(k.namespace, k.name)
-		del = v.remote.client.CoreV1().Pods(k.namespace).Delete
 	case keyConfigMap:
+		kind = KindConfigMap
 		if cm, err := v.remote.configMaps.Lister().ConfigMaps(k.namespace).Get(k.name); err == nil {
 			obj = cm
 		}
-		del = v.remote.client.CoreV1().ConfigMaps(k.namespace).Delete
 	case keySecret:
+		kind = KindSecret
 		if s, err := v.remote.secrets.Lister().Secrets(k.namespace).Get(k.name); err == nil {
 			obj = s
 		}
-		del = v.remote.client.CoreV1().Secrets(k.namespace).Delete
 	}
 	if obj == nil || !ownedBy(obj, v.masterID, v.name) || obj.GetDeletionTimestamp() != nil {
 		return 0, nil
@@ -88,10 +83,11 @@ func (v *VirtualNode) deleteStray(ctx context.Context, k workKey) (time.Duration
 	if !v.healthy.Load() {
 		return 0, errRemoteUnavailable
 	}
-	opts := metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(obj.GetUID()))}
-	err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error { return del(c, k.name, opts) })
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return 0, nil
+	var err error
+	if k.kind == keyPod {
+		err = v.deletePodCopy(ctx, obj)
+	} else {
+		err = v.deleteRemoteObject(ctx, kind, obj)
 	}
 	if err != nil {
 		return 0, err

@@ -408,19 +408,25 @@ func (v *VirtualNode) deleteOrphanPod(ctx context.Context, remote *corev1.Pod) e
 	case err != nil && !apierrors.IsNotFound(err):
 		return err
 	}
-	opts := metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(remote.UID))}
-	err = withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error {
-		return v.remote.client.CoreV1().Pods(remote.Namespace).Delete(c, remote.Name, opts)
-	})
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
-	}
-	if err != nil {
+	if err := v.deletePodCopy(ctx, remote); err != nil {
 		v.recordError("gc", err)
 		return err
 	}
 	v.log.Info("deleted orphaned remote pod", "namespace", remote.Namespace, "name", remote.Name, "originUID", remote.Labels[LabelOriginUID])
 	return nil
+}
+
+// deletePodCopy deletes a remote pod on the condition that it is still the
+// very object (its UID); one gone or replaced meanwhile is no error.
+func (v *VirtualNode) deletePodCopy(ctx context.Context, remote metav1.Object) error {
+	opts := metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(remote.GetUID()))}
+	err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) error {
+		return v.remote.client.CoreV1().Pods(remote.GetNamespace()).Delete(c, remote.GetName(), opts)
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
 }
 
 // ensureNamespace creates a remote namespace, labelled as managed, if missing.

@@ -512,7 +512,7 @@ func (v *VirtualNode) registerHandlers() error {
 		}
 		k, ok := v.masterKeyOf(p)
 		if !ok {
-			v.queue.Add(strayKey(keyPod, p))
+			v.queue.Add(k) // a stray copy
 			return
 		}
 		if changed {
