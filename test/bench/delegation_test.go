@@ -244,9 +244,10 @@ func (bn *bench) delegation(ctx context.Context, a *atollRun) (string, int) {
 	}
 	// The baseline runs before and after each delegated run, every run on
 	// a remote holding none of the others' pods: a remote gets slower with
-	// the 2,000-pod runs it has been through (up to 12 % by the third, the
-	// same pods each time), and the mean of before and after cancels that
-	// drift instead of crediting it to the baseline. The figure is the
+	// the 2,000-pod runs it has been through (BenchmarkBaselineDrift: the
+	// first run is 15-25 % faster than the next ones), and the mean of
+	// before and after cancels that drift instead of crediting it to the
+	// baseline. The figure is the
 	// median round's: one run of each varies by ±5 % on this machine.
 	// Only the first round is in the CPU and pod-write tables.
 	if *flagRounds < 1 {
