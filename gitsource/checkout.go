@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -132,4 +134,62 @@ func (s *GitSource) pruneWorktrees() {
 			}
 		}
 	}
+}
+
+// LocalRepo is a git repository on this machine, opened read-only: what
+// `atoll plan --repo` reads revisions from.
+type LocalRepo struct {
+	path string
+	repo *git.Repository
+}
+
+// OpenLocal opens the repository at path or at a directory above it.
+func OpenLocal(path string) (*LocalRepo, error) {
+	r, err := git.PlainOpenWithOptions(path, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", path, err)
+	}
+	return &LocalRepo{path: path, repo: r}, nil
+}
+
+// Resolve returns the commit rev names: a branch, tag, commit or an
+// expression such as "HEAD~1".
+func (l *LocalRepo) Resolve(rev string) (*object.Commit, error) {
+	hash, err := l.repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return nil, fmt.Errorf("resolve revision %q in %s: %w", rev, l.path, err)
+	}
+	c, err := l.repo.CommitObject(*hash)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", hash, err)
+	}
+	return c, nil
+}
+
+// Checkout writes the tree of rev into dir, which must not exist yet or
+// be empty, the way a GitSource checks out what it fetched (bound to dir,
+// every path and symbolic link checked, within lim), and returns the
+// commit.
+func (l *LocalRepo) Checkout(rev, dir string, lim Limits) (Commit, error) {
+	c, err := l.Resolve(rev)
+	if err != nil {
+		return Commit{}, err
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return Commit{}, fmt.Errorf("read tree of %s: %w", c.Hash, err)
+	}
+	if err := checkoutTree(tree, dir, lim.withDefaults()); err != nil {
+		return Commit{}, fmt.Errorf("check out %s: %w", c.Hash, err)
+	}
+	return commitInfo(c), nil
+}
+
+// RemoteURL returns the first URL of the named remote.
+func (l *LocalRepo) RemoteURL(name string) (string, error) {
+	r, err := l.repo.Remote(name)
+	if err != nil {
+		return "", fmt.Errorf("remote %q of %s: %w", name, l.path, err)
+	}
+	return r.Config().URLs[0], nil
 }

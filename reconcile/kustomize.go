@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // kustomizationNames are the file names kustomize recognises, in its order.
@@ -28,48 +30,25 @@ func findKustomization(dir string) string {
 	return ""
 }
 
-// kustomizeMu serialises builds: kustomize keeps its OpenAPI schema in
-// package-level state.
-var kustomizeMu sync.Mutex
-
-// buildKustomization runs kustomize on dir (resolved, inside the root)
-// with plugins off, load restrictions on and every file read through r.
-func buildKustomization(r *rootFS, dir, kustFile string) ([]*document, error) {
-	fs := &kustomizeFS{r: r, disk: filesys.MakeFsOnDisk(), top: kustFile}
-	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
-	opts.PluginConfig = types.DisabledPluginConfig()
-	k := krusty.MakeKustomizer(opts)
-
-	kustomizeMu.Lock()
-	m, err := k.Run(fs, dir)
-	kustomizeMu.Unlock()
-	if fs.err != nil {
-		return nil, fs.err // our own refusal, clearer than kustomize's wrapping
-	}
+// buildKustomization builds the kustomization in dir (resolved, inside
+// the root) in a render process (renderchild.go) and returns its objects,
+// each naming its source file, with the number of files the build read.
+func buildKustomization(ctx context.Context, r *rootFS, dir, kustFile string) ([]*document, int, error) {
+	res, err := runRenderChild(ctx, renderRequest{Root: r.root, Dir: dir, Kustomization: kustFile, Limits: r.limits})
 	if err != nil {
-		if errs := r.syntaxErrors(); len(errs) > 0 {
-			return nil, errs // with file and line, which kustomize's message lacks
+		return nil, 0, err
+	}
+	docs := make([]*document, 0, len(res.Objects))
+	for _, o := range res.Objects {
+		nodes, err := parseYAML(r.rel(kustFile), []byte(o.YAML))
+		if err != nil || len(nodes) != 1 {
+			return nil, 0, fmt.Errorf("kustomize build %s: unreadable output of the render process", r.rel(dir))
 		}
-		return nil, fmt.Errorf("kustomize build %s: %w", r.rel(dir), err)
-	}
-	resources := m.Resources()
-	docs := make([]*document, 0, len(resources))
-	origins := make([]string, len(resources))
-	for i, res := range resources {
-		if o, err := res.GetOrigin(); err == nil && o != nil && o.Path != "" && o.Repo == "" {
-			origins[i] = o.Path
-		}
-	}
-	if err := m.RemoveOriginAnnotations(); err != nil {
-		return nil, fmt.Errorf("kustomize build %s: remove origin annotations: %w", r.rel(dir), err)
-	}
-	for i, res := range resources {
-		d := &document{file: r.rel(kustFile), node: res.YNode(), kustomization: r.rel(kustFile)}
-		if origins[i] != "" {
-			if real, err := r.resolve(filepath.Join(dir, filepath.FromSlash(origins[i]))); err == nil {
+		d := &document{file: r.rel(kustFile), node: nodes[0], kustomization: r.rel(kustFile)}
+		if o.Origin != "" {
+			if real, err := r.resolve(filepath.Join(dir, filepath.FromSlash(o.Origin))); err == nil {
 				d.file = r.rel(real)
-				kind, name := res.GetKind(), res.GetName()
+				kind, name := scalarField(nodes[0], "kind"), metadataName(nodes[0])
 				d.findSrc = func() *yaml.Node {
 					srcDocs, err := r.parse(real)
 					if err != nil {
@@ -81,7 +60,44 @@ func buildKustomization(r *rootFS, dir, kustFile string) ([]*document, error) {
 		}
 		docs = append(docs, d)
 	}
-	return docs, nil
+	return docs, res.Files, nil
+}
+
+// kustomize runs kustomize on dir with plugins off, load restrictions on
+// and every file read through r; it is what a render process does.
+func kustomize(r *rootFS, dir, kustFile string) ([]renderedObject, error) {
+	fs := &kustomizeFS{r: r, disk: filesys.MakeFsOnDisk(), top: kustFile}
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
+	opts.PluginConfig = types.DisabledPluginConfig()
+	m, err := krusty.MakeKustomizer(opts).Run(fs, dir)
+	if fs.err != nil {
+		return nil, fs.err // our own refusal, clearer than kustomize's wrapping
+	}
+	if err != nil {
+		if errs := r.syntaxErrors(); len(errs) > 0 {
+			return nil, errs // with file and line, which kustomize's message lacks
+		}
+		return nil, fmt.Errorf("kustomize build %s: %w", r.rel(dir), err)
+	}
+	resources := m.Resources()
+	objs := make([]renderedObject, len(resources))
+	for i, res := range resources {
+		if o, err := res.GetOrigin(); err == nil && o != nil && o.Path != "" && o.Repo == "" {
+			objs[i].Origin = o.Path
+		}
+	}
+	if err := m.RemoveOriginAnnotations(); err != nil {
+		return nil, fmt.Errorf("kustomize build %s: remove origin annotations: %w", r.rel(dir), err)
+	}
+	for i, res := range resources {
+		b, err := yaml.Marshal(res.YNode())
+		if err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %w", r.rel(dir), err)
+		}
+		objs[i].YAML = string(b)
+	}
+	return objs, nil
 }
 
 // matchSource finds the document for kind/name in a source file: the one
@@ -93,16 +109,24 @@ func matchSource(docs []*yaml.Node, kind, name string) *yaml.Node {
 			continue
 		}
 		sameKind = append(sameKind, d)
-		for i := 0; i+1 < len(d.Content); i += 2 {
-			if d.Content[i].Value == "metadata" && scalarField(resolveAlias(d.Content[i+1]), "name") == name {
-				return d
-			}
+		if metadataName(d) == name {
+			return d
 		}
 	}
 	if len(sameKind) == 1 {
 		return sameKind[0]
 	}
 	return nil
+}
+
+// metadataName returns metadata.name of an object, or "".
+func metadataName(obj *yaml.Node) string {
+	for i := 0; i+1 < len(obj.Content); i += 2 {
+		if obj.Content[i].Value == "metadata" {
+			return scalarField(resolveAlias(obj.Content[i+1]), "name")
+		}
+	}
+	return ""
 }
 
 var errReadOnly = errors.New("read-only file system")
@@ -209,144 +233,177 @@ func (f *kustomizeFS) ReadFile(p string) ([]byte, error) {
 	return b, nil
 }
 
-// readKustomization checks a kustomization file and, for the top one,
-// turns origin annotations on.
+// readKustomization checks a kustomization file and hands kustomize the
+// kustomization it checked: the file is decoded the way kustomize decodes
+// it (keys matched case-insensitively, !!binary values decoded, merge keys
+// and anchors applied), every reference in the decoded form is checked,
+// and that form is what kustomize reads, written out again. No spelling of
+// a key or value can mean one thing to the check and another to kustomize.
+// The top kustomization also gets origin annotations turned on.
 func (f *kustomizeFS) readKustomization(real string) ([]byte, error) {
 	docs, err := f.r.parse(real)
 	if err != nil {
 		return nil, f.fail(err)
 	}
 	b, _ := f.r.readFile(real) // cached by parse
-	if len(docs) != 1 || docs[0].Kind != yaml.MappingNode {
-		return b, nil // let kustomize explain
+	var k types.Kustomization
+	if err := k.Unmarshal(b); err != nil {
+		return nil, f.fail(&FieldError{File: f.r.rel(real), Message: err.Error()})
 	}
-	k := docs[0]
-	if err := f.checkReferences(real, k); err != nil {
+	var src *yaml.Node // for line numbers
+	if len(docs) == 1 {
+		src = docs[0]
+	}
+	if err := f.checkReferences(real, &k, src); err != nil {
 		return nil, f.fail(err)
 	}
-	if real != f.top {
-		return b, nil
+	if real == f.top && !slices.Contains(k.BuildMetadata, types.OriginAnnotations) {
+		k.BuildMetadata = append(k.BuildMetadata, types.OriginAnnotations)
 	}
-	out, err := withOriginAnnotations(k)
+	out, err := sigsyaml.Marshal(&k)
 	if err != nil {
 		return nil, f.fail(fmt.Errorf("%s: %w", f.r.rel(real), err))
 	}
 	return out, nil
 }
 
-// withOriginAnnotations returns the kustomization with
-// buildMetadata: [originAnnotations] added, leaving k unchanged.
-func withOriginAnnotations(k *yaml.Node) ([]byte, error) {
-	c := *k
-	c.Content = slices.Clone(k.Content)
-	for i := 0; i+1 < len(c.Content); i += 2 {
-		if c.Content[i].Value != "buildMetadata" {
-			continue
-		}
-		v := *resolveAlias(c.Content[i+1])
-		if v.Kind != yaml.SequenceNode {
-			return nil, fmt.Errorf("buildMetadata: expected a list")
-		}
-		for _, e := range v.Content {
-			if e.Value == types.OriginAnnotations {
-				return yaml.Marshal(&c)
-			}
-		}
-		v.Content = append(slices.Clone(v.Content), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: types.OriginAnnotations})
-		v.Style = 0
-		c.Content[i+1] = &v
-		return yaml.Marshal(&c)
-	}
-	c.Content = append(c.Content,
-		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "buildMetadata"},
-		&yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: types.OriginAnnotations}}})
-	return yaml.Marshal(&c)
+// reference is one value of a kustomization that names a file or directory.
+type reference struct {
+	field string // e.g. "resources[2]", "patches[0].path"
+	value string
+	dir   bool // resources, bases, components: may name a directory
 }
 
-// Fields of a kustomization whose values name files or directories to load.
-var (
-	kustomizeDirFields  = []string{"resources", "bases", "components"}
-	kustomizeFileFields = []string{"crds", "configurations", "generators", "transformers", "validators", "patchesStrategicMerge", "path", "files", "envs", "env"}
-)
+// references lists every file and directory a kustomization names.
+// Inline configuration (a value spanning lines) names none.
+func references(k *types.Kustomization) []reference {
+	var refs []reference
+	one := func(field string, dir bool, v string) {
+		if v != "" && !strings.Contains(v, "\n") {
+			refs = append(refs, reference{field: field, value: v, dir: dir})
+		}
+	}
+	list := func(field string, dir bool, values []string) {
+		for i, v := range values {
+			one(fmt.Sprintf("%s[%d]", field, i), dir, v)
+		}
+	}
+	list("resources", true, k.Resources)
+	list("bases", true, k.Bases)
+	list("components", true, k.Components)
+	list("crds", false, k.Crds)
+	list("configurations", false, k.Configurations)
+	list("generators", false, k.Generators)
+	list("transformers", false, k.Transformers)
+	list("validators", false, k.Validators)
+	for i, p := range k.PatchesStrategicMerge {
+		one(fmt.Sprintf("patchesStrategicMerge[%d]", i), false, string(p))
+	}
+	for i, p := range k.PatchesJson6902 {
+		one(fmt.Sprintf("patchesJson6902[%d].path", i), false, p.Path)
+	}
+	for i, p := range k.Patches {
+		one(fmt.Sprintf("patches[%d].path", i), false, p.Path)
+	}
+	for i, r := range k.Replacements {
+		one(fmt.Sprintf("replacements[%d].path", i), false, r.Path)
+	}
+	one("openapi.path", false, k.OpenAPI["path"])
+	sources := func(field string, s types.KvPairSources) {
+		for j, f := range s.FileSources {
+			if _, after, ok := strings.Cut(f, "="); ok { // key=path
+				f = after
+			}
+			one(fmt.Sprintf("%s.files[%d]", field, j), false, f)
+		}
+		list(field+".envs", false, s.EnvSources)
+		one(field+".env", false, s.EnvSource)
+	}
+	for i, g := range k.ConfigMapGenerator {
+		sources(fmt.Sprintf("configMapGenerator[%d]", i), g.KvPairSources)
+	}
+	for i, g := range k.SecretGenerator {
+		sources(fmt.Sprintf("secretGenerator[%d]", i), g.KvPairSources)
+	}
+	return refs
+}
 
-// checkReferences refuses remote references and references that leave
-// the root or do not exist, before kustomize would try to fetch them.
-func (f *kustomizeFS) checkReferences(real string, k *yaml.Node) error {
+// checkReferences refuses helm, remote references and references that
+// leave the root or do not exist, before kustomize would try to fetch
+// them. src, the file as parsed, only supplies line numbers.
+func (f *kustomizeFS) checkReferences(real string, k *types.Kustomization, src *yaml.Node) error {
 	dir := filepath.Dir(real)
 	file := f.r.rel(real)
 	var errs ErrorList
-	var walk func(n *yaml.Node, field string)
-	check := func(n *yaml.Node, field string) {
-		ref := n.Value
-		if field == "files" || field == "envs" || field == "env" {
-			if _, after, ok := strings.Cut(ref, "="); ok { // key=path
-				ref = after
-			}
-		}
-		if ref == "" || strings.Contains(ref, "\n") { // inline configuration
-			return
-		}
+	if k.HelmGlobals != nil || len(k.HelmCharts) > 0 || len(k.HelmChartInflationGenerator) > 0 {
+		errs = append(errs, &FieldError{File: file, Line: lineOf(src, "helm"), Field: "helmCharts", Message: "helm charts are refused (plugins are off)"})
+	}
+	for _, ref := range references(k) {
 		fail := func(cause error, format string, args ...any) {
-			errs = append(errs, &FieldError{File: file, Line: n.Line, Field: field, Message: fmt.Sprintf(format, args...), cause: cause})
+			errs = append(errs, &FieldError{File: file, Line: lineOf(src, ref.value), Field: ref.field, Message: fmt.Sprintf(format, args...), cause: cause})
 		}
-		if looksRemote(ref) {
-			fail(ErrRemoteRefused, "%q: %v", ref, ErrRemoteRefused)
-			return
+		if looksRemote(ref.value) {
+			fail(ErrRemoteRefused, "%q: %v", ref.value, ErrRemoteRefused)
+			continue
 		}
-		if filepath.IsAbs(ref) {
-			fail(ErrOutsideRoot, "%q: absolute paths are refused", ref)
-			return
+		if filepath.IsAbs(ref.value) {
+			fail(ErrOutsideRoot, "%q: absolute paths are refused", ref.value)
+			continue
 		}
-		target, err := f.r.resolve(filepath.Join(dir, filepath.FromSlash(ref)))
+		target, err := f.r.resolve(filepath.Join(dir, filepath.FromSlash(ref.value)))
 		if err != nil {
-			fail(ErrOutsideRoot, "%q: %v", ref, ErrOutsideRoot)
-			return
+			fail(ErrOutsideRoot, "%q: %v", ref.value, ErrOutsideRoot)
+			continue
 		}
 		fi, err := os.Stat(target)
 		if err != nil {
-			fail(ErrRemoteRefused, "%q: not found in the repository (%v)", ref, ErrRemoteRefused)
-			return
-		}
-		if fi.IsDir() && slices.Contains(kustomizeDirFields, field) {
-			first, _, _ := strings.Cut(filepath.ToSlash(ref), "/")
-			if first != "." && first != ".." && strings.Contains(first, ".") {
-				fail(ErrRemoteRefused, "%q: looks like a remote base (host name): %v", ref, ErrRemoteRefused)
-			}
-		}
-	}
-	walk = func(n *yaml.Node, field string) {
-		n = resolveAlias(n)
-		switch n.Kind {
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == "fieldSpecs" { // field paths, not files
-					continue
-				}
-				walk(n.Content[i+1], n.Content[i].Value)
-			}
-		case yaml.SequenceNode:
-			for _, e := range n.Content {
-				walk(e, field)
-			}
-		case yaml.ScalarNode:
-			if slices.Contains(kustomizeDirFields, field) || slices.Contains(kustomizeFileFields, field) {
-				check(n, field)
-			}
-		}
-	}
-	for i := 0; i+1 < len(k.Content); i += 2 {
-		key := k.Content[i].Value
-		switch key {
-		case "helmCharts", "helmGlobals", "helmChartInflationGenerator":
-			errs = append(errs, &FieldError{File: file, Line: k.Content[i].Line, Field: key, Message: "helm charts are refused (plugins are off)"})
+			fail(ErrRemoteRefused, "%q: not found in the repository (%v)", ref.value, ErrRemoteRefused)
 			continue
 		}
-		walk(k.Content[i+1], key)
+		if fi.IsDir() && ref.dir {
+			first, _, _ := strings.Cut(filepath.ToSlash(ref.value), "/")
+			if first != "." && first != ".." && strings.Contains(first, ".") {
+				fail(ErrRemoteRefused, "%q: looks like a remote base (host name): %v", ref.value, ErrRemoteRefused)
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return sortErrors(errs)
 	}
 	return nil
+}
+
+// lineOf returns the line of the first scalar in n whose value is value,
+// or of the first key that starts with it (case-insensitively); 0 when
+// there is none (a value kustomize decoded, such as !!binary).
+func lineOf(n *yaml.Node, value string) int {
+	if n == nil {
+		return 0
+	}
+	var key int
+	var walk func(n *yaml.Node, depth int) int
+	walk = func(n *yaml.Node, depth int) int {
+		if depth > 64 {
+			return 0
+		}
+		if n.Kind == yaml.ScalarNode && n.Value == value {
+			return n.Line
+		}
+		for i, c := range n.Content {
+			if n.Kind == yaml.MappingNode && i%2 == 0 && key == 0 && c.Kind == yaml.ScalarNode &&
+				strings.HasPrefix(strings.ToLower(c.Value), value) {
+				key = c.Line
+			}
+			if l := walk(c, depth+1); l > 0 {
+				return l
+			}
+		}
+		return 0
+	}
+	if l := walk(n, 0); l > 0 {
+		return l
+	}
+	return key
 }
 
 // looksRemote reports whether a kustomize reference names a URL or a git

@@ -8,10 +8,11 @@ import (
 // Default render limits. A fleet repository holds YAML for clusters and
 // policies; these leave two orders of magnitude of headroom.
 const (
-	DefaultMaxFiles           = 10000
-	DefaultMaxBytes     int64 = 64 << 20
-	DefaultMaxFileBytes int64 = 8 << 20
-	DefaultRenderTime         = 30 * time.Second
+	DefaultMaxFiles             = 10000
+	DefaultMaxBytes       int64 = 64 << 20
+	DefaultMaxFileBytes   int64 = 8 << 20
+	DefaultRenderTime           = 30 * time.Second
+	DefaultMaxMemoryBytes       = 1 << 30
 )
 
 // ErrLimitExceeded is matched (errors.Is) when a render reads too many
@@ -36,6 +37,8 @@ type Limits struct {
 	MaxFileBytes int64
 	// Timeout bounds the render's wall time.
 	Timeout time.Duration
+	// MaxMemoryBytes bounds the memory of a kustomize build's process.
+	MaxMemoryBytes int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -50,6 +53,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Timeout <= 0 {
 		l.Timeout = DefaultRenderTime
+	}
+	if l.MaxMemoryBytes <= 0 {
+		l.MaxMemoryBytes = DefaultMaxMemoryBytes
 	}
 	return l
 }

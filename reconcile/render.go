@@ -61,17 +61,21 @@ func Render(ctx context.Context, root, path string, opts ...Option) (*Rendered, 
 	ctx, cancel := context.WithTimeout(ctx, o.limits.Timeout)
 	defer cancel()
 	type result struct {
-		docs []*document
-		err  error
+		docs  []*document
+		files int
+		err   error
 	}
 	done := make(chan result, 1)
 	kust := findKustomization(dir)
 	go func() {
 		var res result
 		if kust != "" {
-			res.docs, res.err = buildKustomization(r, dir, kust)
+			res.docs, res.files, res.err = buildKustomization(ctx, r, dir, kust)
 		} else {
 			res.docs, res.err = readPlain(ctx, r, dir)
+			r.mu.Lock()
+			res.files = r.files
+			r.mu.Unlock()
 		}
 		done <- res
 	}()
@@ -83,10 +87,7 @@ func Render(ctx context.Context, root, path string, opts ...Option) (*Rendered, 
 		if res.err != nil {
 			return nil, res.err
 		}
-		r.mu.Lock()
-		files := r.files
-		r.mu.Unlock()
-		return &Rendered{Kustomized: kust != "", Files: files, docs: res.docs}, nil
+		return &Rendered{Kustomized: kust != "", Files: res.files, docs: res.docs}, nil
 	case <-ctx.Done():
 		r.stopped.Store(true) // the build goroutine fails at its next read
 		if ctx.Err() == context.DeadlineExceeded {

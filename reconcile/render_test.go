@@ -89,13 +89,13 @@ func TestRender(t *testing.T) {
 			name:    "kustomize: remote URL refused",
 			files:   map[string]string{"repo/kustomization.yaml": "resources:\n  - a.yaml\n  - https://example.com/cluster.yaml\n", "repo/a.yaml": clusterA},
 			wantIs:  ErrRemoteRefused,
-			wantErr: `kustomization.yaml:3: resources: "https://example.com/cluster.yaml": remote resources are refused`,
+			wantErr: `kustomization.yaml:3: resources[1]: "https://example.com/cluster.yaml": remote resources are refused`,
 		},
 		{
 			name:    "kustomize: remote git base refused",
 			files:   map[string]string{"repo/kustomization.yaml": "resources:\n  - github.com/example/fleet//base?ref=v1\n"},
 			wantIs:  ErrRemoteRefused,
-			wantErr: `kustomization.yaml:2: resources: "github.com/example/fleet//base?ref=v1": remote resources are refused`,
+			wantErr: `kustomization.yaml:2: resources[0]: "github.com/example/fleet//base?ref=v1": remote resources are refused`,
 		},
 		{
 			name:    "kustomize: missing local resource is not fetched",
@@ -107,7 +107,7 @@ func TestRender(t *testing.T) {
 			name:    "kustomize: remote patch file refused",
 			files:   map[string]string{"repo/kustomization.yaml": "resources: [a.yaml]\npatches:\n  - path: http://example.com/p.yaml\n", "repo/a.yaml": clusterA},
 			wantIs:  ErrRemoteRefused,
-			wantErr: `kustomization.yaml:3: path:`,
+			wantErr: `kustomization.yaml:3: patches[0].path: "http://example.com/p.yaml"`,
 		},
 		{
 			name:   "kustomize: base outside the root refused",

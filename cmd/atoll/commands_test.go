@@ -172,3 +172,41 @@ func TestPlanCommandRepo(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanRepoRefusesCraftedTree: a tree can hold a symbolic link and a
+// directory of the same name; written in order, the link first, a file in
+// the directory lands wherever the link points. `atoll plan --repo` must
+// refuse the revision and write nothing outside its checkout.
+func TestPlanRepoRefusesCraftedTree(t *testing.T) {
+	repo, ids := gitRepo(t, []struct{ message, tree string }{{"Add the first clusters", "testdata/fleet-base"}})
+	outside := t.TempDir()
+	git := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
+			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	target := git(outside, "hash-object", "-w", "--stdin")
+	evil := git("owned\n", "hash-object", "-w", "--stdin")
+	sub := git("100644 blob "+evil+"\tevil.yaml\n", "mktree")
+	fleet := git("", "rev-parse", ids[0]+":fleet")
+	tree := git("040000 tree "+fleet+"\tfleet\n120000 blob "+target+"\tl\n040000 tree "+sub+"\tl\n", "mktree")
+	head := git("", "commit-tree", tree, "-p", ids[0], "-m", "Crafted")
+
+	code, _, stderr := runAtoll(t, "plan", "--repo", repo, "--path", "fleet", ids[0], head)
+	if code != planExitError {
+		t.Errorf("exit code %d, want %d; stderr:\n%s", code, planExitError, stderr)
+	}
+	if !strings.Contains(stderr, "symlink l -> "+outside) {
+		t.Errorf("stderr %q does not name the link", stderr)
+	}
+	if entries, err := os.ReadDir(outside); err != nil || len(entries) > 0 {
+		t.Errorf("the checkout wrote outside itself: %v %v", entries, err)
+	}
+}

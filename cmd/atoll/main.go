@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+
+	"github.com/atoll-dev/atoll/reconcile"
 )
 
 // gcPercent is the GOGC Atoll runs with when GOGC is not set. Its heap is
@@ -17,6 +19,7 @@ import (
 const gcPercent = 50
 
 func main() {
+	reconcile.ServeRender() // in a kustomize build's own process: runs it and exits
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -99,13 +98,21 @@ func runPlan(cmd *cobra.Command, fl planFlags, base, head string) (*reconcile.Pl
 	}
 	sides := []*side{{name: "base"}, {name: "head"}}
 	if fl.repo != "" {
+		repo, err := gitsource.OpenLocal(fl.repo)
+		if err != nil {
+			return nil, fail(err)
+		}
 		for i, rev := range []string{base, head} {
-			dir, msg, cleanup, err := checkoutRevision(ctx, fl.repo, rev)
+			dir, err := os.MkdirTemp("", "atoll-plan-")
 			if err != nil {
 				return nil, fail(err)
 			}
-			defer cleanup()
-			sides[i].root, sides[i].message = dir, msg
+			defer os.RemoveAll(dir)
+			commit, err := repo.Checkout(rev, dir, gitsource.Limits{})
+			if err != nil {
+				return nil, fail(err)
+			}
+			sides[i].root, sides[i].message = dir, commit.Message
 			sides[i].path = filepath.Join(dir, filepath.FromSlash(fl.path))
 		}
 	} else {
@@ -214,12 +221,16 @@ func runPlanPostingStatus(cmd *cobra.Command, fl planFlags, base, head string) e
 	}
 	// Resolve HEAD and the writer first: a plan whose status cannot be
 	// posted should say so before printing anything.
-	sha, err := gitOutput(ctx, fl.repo, "rev-parse", "--verify", "--end-of-options", head+"^{commit}")
+	repo, err := gitsource.OpenLocal(fl.repo)
 	if err != nil {
-		return fail(fmt.Errorf("resolve revision %q in %s: %w", head, fl.repo, err))
+		return fail(err)
 	}
-	sha = strings.TrimSpace(sha)
-	writer, cleanup, err := fl.status.writer(ctx, fl.repo)
+	commit, err := repo.Resolve(head)
+	if err != nil {
+		return fail(err)
+	}
+	sha := commit.Hash.String()
+	writer, cleanup, err := fl.status.writer(ctx, repo)
 	if err != nil {
 		return fail(err)
 	}
@@ -254,14 +265,12 @@ func runPlanPostingStatus(cmd *cobra.Command, fl planFlags, base, head string) e
 // writer returns the commit-status writer for the repository at repo:
 // the provider chosen from the flags, else guessed from --repo-url or the
 // origin remote.
-func (o *planStatusFlags) writer(ctx context.Context, repo string) (w commitstatus.Reporter, cleanup func(), err error) {
+func (o *planStatusFlags) writer(ctx context.Context, repo *gitsource.LocalRepo) (w commitstatus.Reporter, cleanup func(), err error) {
 	url := o.repoURL
 	if url == "" {
-		out, err := gitOutput(ctx, repo, "remote", "get-url", "origin")
-		if err != nil {
+		if url, err = repo.RemoteURL("origin"); err != nil {
 			return nil, nil, fmt.Errorf("find the repository URL for --post-status (set --repo-url): %w", err)
 		}
-		url = strings.TrimSpace(out)
 	}
 	token, err := commitstatus.LoadToken(o.tokenFile)
 	if err != nil {
