@@ -101,7 +101,7 @@ func TestRenderBoundedThenGood(t *testing.T) {
 	writeFiles(t, good, map[string]string{"kustomization.yaml": "resources: [a.yaml]\n", "a.yaml": clusterA})
 
 	for _, lim := range []Limits{
-		{Timeout: 2 * time.Second},                         // time runs out first
+		{Timeout: 2 * time.Second},                        // time runs out first
 		{Timeout: time.Minute, MaxMemoryBytes: 256 << 20}, // memory runs out first
 	} {
 		start := time.Now()
