@@ -9,16 +9,31 @@ import (
 )
 
 // AllowRemovalTrailer is the git trailer that lets a revision past the
-// breaker: "Atoll-Allow-Removal: <count>" allows removing up to count
-// nodes (an empty revision removes every live node).
+// breaker: "Atoll-Allow-Removal: <count>" allows taking up to count nodes
+// out of service: removed, or newly cordoned or tainted NoExecute (an
+// empty revision removes every live node).
 const AllowRemovalTrailer = "Atoll-Allow-Removal"
 
-// DefaultMaxRemovalShare is the share of live nodes a revision may remove
-// without the trailer.
+// DefaultMaxRemovalShare is the share of live nodes a revision may
+// remove, and the share it may newly cordon or taint NoExecute, without
+// the trailer.
 const DefaultMaxRemovalShare = 0.5
 
 // ErrBreakerOpen is matched (errors.Is) by every *BreakerError.
 var ErrBreakerOpen = errors.New("refused by the mass-removal breaker")
+
+// evicting reports whether an update takes its node out of service: it
+// cordons the node or adds a NoExecute taint, which evicts its pods.
+func evicting(c Change) bool {
+	for _, d := range c.Details {
+		switch {
+		case d.Field == FieldCordon && d.New == "true",
+			d.Field == FieldTaint && d.Op == OpAdded && strings.HasSuffix(d.Key, ":"+string(TaintEffectNoExecute)):
+			return true
+		}
+	}
+	return false
+}
 
 // BreakerReason says why the breaker refused a revision.
 type BreakerReason string
@@ -29,13 +44,17 @@ const (
 	BreakerEmpty BreakerReason = "Empty"
 	// BreakerMassRemoval: the revision removes more than the allowed share.
 	BreakerMassRemoval BreakerReason = "MassRemoval"
+	// BreakerMassEviction: the revision cordons or taints NoExecute more
+	// than the allowed share.
+	BreakerMassEviction BreakerReason = "MassEviction"
 )
 
 // BreakerError explains a refused revision.
 type BreakerError struct {
 	Reason BreakerReason
-	// Removed, Live and Desired count nodes.
-	Removed, Live, Desired int
+	// Removed, Evicted (newly cordoned or tainted NoExecute), Live and
+	// Desired count nodes.
+	Removed, Evicted, Live, Desired int
 	// MaxShare is the share of Live that may go without the trailer.
 	MaxShare float64
 	// Allowed is the trailer's count, or -1 when the trailer is absent.
@@ -52,14 +71,23 @@ func (e *BreakerError) Error() string {
 		} else {
 			fmt.Fprintf(&b, "revision declares no clusters and would remove all %d live %s", e.Live, plural(e.Live, "node", "nodes"))
 		}
+	case BreakerMassEviction:
+		fmt.Fprintf(&b, "revision would cordon or taint NoExecute %d of %d live nodes (%.0f%%, more than the %.0f%% allowed)",
+			e.Evicted, e.Live, 100*float64(e.Evicted)/float64(max(e.Live, 1)), 100*e.MaxShare)
+		if e.Removed > 0 {
+			fmt.Fprintf(&b, " and remove %d", e.Removed)
+		}
 	default:
 		fmt.Fprintf(&b, "revision would remove %d of %d live nodes (%.0f%%, more than the %.0f%% allowed)",
 			e.Removed, e.Live, 100*float64(e.Removed)/float64(max(e.Live, 1)), 100*e.MaxShare)
+		if e.Evicted > 0 {
+			fmt.Fprintf(&b, " and cordon or taint NoExecute %d", e.Evicted)
+		}
 	}
 	if e.Allowed >= 0 {
 		fmt.Fprintf(&b, "; the commit's trailer %q allows only %d", AllowRemovalTrailer+": "+strconv.Itoa(e.Allowed), e.Allowed)
 	}
-	fmt.Fprintf(&b, "; to apply it anyway, add the trailer \"%s: %d\" to the commit message", AllowRemovalTrailer, e.Removed)
+	fmt.Fprintf(&b, "; to apply it anyway, add the trailer \"%s: %d\" to the commit message", AllowRemovalTrailer, e.Removed+e.Evicted)
 	return b.String()
 }
 
@@ -67,27 +95,37 @@ func (e *BreakerError) Error() string {
 func (e *BreakerError) Is(target error) bool { return target == ErrBreakerOpen }
 
 // CheckBreaker decides whether a plan may be applied. It refuses (with a
-// *BreakerError) a revision that declares no clusters, or one that removes
+// *BreakerError) a revision that declares no clusters, one that removes
 // more than maxShare of the live nodes (maxShare <= 0 means
-// DefaultMaxRemovalShare), unless commitMessage carries the trailer
-// "Atoll-Allow-Removal: N" with N at least the number of nodes removed.
-// It is pure.
+// DefaultMaxRemovalShare), or one that newly cordons or taints NoExecute
+// more than maxShare of them, unless commitMessage carries the trailer
+// "Atoll-Allow-Removal: N" with N at least the number of nodes removed,
+// cordoned or tainted NoExecute. It is pure.
 func CheckBreaker(p *Plan, commitMessage string, maxShare float64) error {
 	if maxShare <= 0 {
 		maxShare = DefaultMaxRemovalShare
 	}
 	_, _, removed := p.Counts()
-	e := &BreakerError{Removed: removed, Live: p.LiveCount, Desired: p.DesiredCount, MaxShare: maxShare, Allowed: -1}
+	evicted := 0
+	for _, c := range p.Changes {
+		if c.Action == ActionUpdate && evicting(c) {
+			evicted++
+		}
+	}
+	e := &BreakerError{Removed: removed, Evicted: evicted, Live: p.LiveCount, Desired: p.DesiredCount, MaxShare: maxShare, Allowed: -1}
+	over := func(n int) bool { return p.LiveCount > 0 && float64(n) > maxShare*float64(p.LiveCount) }
 	switch {
 	case p.DesiredCount == 0:
 		e.Reason = BreakerEmpty
-	case p.LiveCount > 0 && float64(removed) > maxShare*float64(p.LiveCount):
+	case over(removed):
 		e.Reason = BreakerMassRemoval
+	case over(evicted):
+		e.Reason = BreakerMassEviction
 	default:
 		return nil
 	}
 	if n, ok := AllowedRemovals(commitMessage); ok {
-		if n >= removed {
+		if n >= removed+evicted {
 			return nil
 		}
 		e.Allowed = n

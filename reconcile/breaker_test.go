@@ -14,6 +14,20 @@ func nodes(n int, prefix string) []NodeSpec {
 	return out
 }
 
+// withEach returns ns with f applied to the first n.
+func withEach(ns []NodeSpec, n int, f func(*NodeSpec)) []NodeSpec {
+	for i := range n {
+		f(&ns[i])
+	}
+	return ns
+}
+
+func noExecute(s *NodeSpec) {
+	s.Taints = append(s.Taints, Taint{Key: "maintenance", Value: "true", Effect: TaintEffectNoExecute})
+}
+
+func cordon(s *NodeSpec) { s.Cordon = true }
+
 func TestCheckBreaker(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -42,6 +56,16 @@ func TestCheckBreaker(t *testing.T) {
 		{name: "a trailer allowing too few", desired: nodes(1, "n"), live: nodes(4, "n"), message: "Shrink\n\nAtoll-Allow-Removal: 2", wantReason: BreakerMassRemoval,
 			wantErr: `breaker: revision would remove 3 of 4 live nodes (75%, more than the 50% allowed); the commit's trailer "Atoll-Allow-Removal: 2" allows only 2; to apply it anyway, add the trailer "Atoll-Allow-Removal: 3" to the commit message`},
 		{name: "not a trailer outside the last paragraph", desired: nil, live: nodes(1, "n"), message: "Remove\n\nAtoll-Allow-Removal: 5\n\nMore text.", wantReason: BreakerEmpty},
+		{name: "tainting half NoExecute is fine", desired: withEach(nodes(4, "n"), 2, noExecute), live: nodes(4, "n")},
+		{name: "tainting more than half NoExecute is refused", desired: withEach(nodes(4, "n"), 3, noExecute), live: nodes(4, "n"), wantReason: BreakerMassEviction,
+			wantErr: `breaker: revision would cordon or taint NoExecute 3 of 4 live nodes (75%, more than the 50% allowed); to apply it anyway, add the trailer "Atoll-Allow-Removal: 3" to the commit message`},
+		{name: "cordoning more than half is refused", desired: withEach(nodes(4, "n"), 3, cordon), live: nodes(4, "n"), wantReason: BreakerMassEviction},
+		{name: "cordons and NoExecute taints count together", desired: withEach(withEach(nodes(4, "n"), 2, cordon), 3, noExecute), live: nodes(4, "n"), wantReason: BreakerMassEviction},
+		{name: "a NoExecute taint already there does not count", desired: withEach(nodes(4, "n"), 4, noExecute), live: withEach(nodes(4, "n"), 4, noExecute)},
+		{name: "a NoSchedule taint does not count", desired: withEach(nodes(4, "n"), 4, func(s *NodeSpec) { s.Taints = []Taint{{Key: "k", Effect: TaintEffectNoSchedule}} }), live: nodes(4, "n")},
+		{name: "the trailer must cover removals and evictions", desired: withEach(nodes(3, "n"), 3, cordon), live: nodes(4, "n"), message: "Drain\n\nAtoll-Allow-Removal: 3", wantReason: BreakerMassEviction,
+			wantErr: `breaker: revision would cordon or taint NoExecute 3 of 4 live nodes (75%, more than the 50% allowed) and remove 1; the commit's trailer "Atoll-Allow-Removal: 3" allows only 3; to apply it anyway, add the trailer "Atoll-Allow-Removal: 4" to the commit message`},
+		{name: "the trailer allows mass eviction", desired: withEach(nodes(3, "n"), 3, cordon), live: nodes(4, "n"), message: "Drain\n\nAtoll-Allow-Removal: 4"},
 		{name: "not a trailer in the subject", desired: nil, live: nodes(1, "n"), message: "Atoll-Allow-Removal: 5", wantReason: BreakerEmpty},
 	}
 	for _, tt := range tests {

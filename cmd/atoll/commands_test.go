@@ -153,7 +153,7 @@ func TestPlanCommandRepo(t *testing.T) {
 		{name: "two commits", args: []string{"plan", "--repo", repo, "--path", "fleet", ids[0], ids[1]}, wantCode: 1, golden: "plan_dirs_expected.txt"},
 		{name: "branch names work too", args: []string{"plan", "--repo", repo, "--path", "fleet", "main~3", "main~2"}, wantCode: 1, golden: "plan_dirs_expected.txt"},
 		{name: "same commit", args: []string{"plan", "--repo", repo, "--path", "fleet", ids[1], ids[1]}, golden: "plan_nochange_expected.txt"},
-		{name: "breaker refuses", args: []string{"plan", "--repo", repo, "--path", "fleet", ids[1], ids[2]}, wantCode: 1, golden: "plan_repo_breaker_expected.txt"},
+		{name: "breaker refuses", args: []string{"plan", "--repo", repo, "--path", "fleet", ids[1], ids[2]}, wantCode: 3, golden: "plan_repo_breaker_expected.txt"},
 		{name: "trailer allows", args: []string{"plan", "--repo", repo, "--path", "fleet", ids[1], ids[3]}, wantCode: 1, golden: "plan_repo_allowed_expected.txt"},
 		{name: "unknown revision", args: []string{"plan", "--repo", repo, ids[0], "nope"}, wantCode: 2, wantStderr: `resolve revision "nope"`},
 	}

@@ -21,6 +21,7 @@ import (
 const (
 	planExitChanges = 1
 	planExitError   = 2
+	planExitBreaker = 3 // changes, which Atoll would refuse (breaker)
 )
 
 type planFlags struct {
@@ -41,9 +42,9 @@ change) and removed (-).
 
 BASE and HEAD are two fleet directories, or with --path two repository
 roots holding the fleet at --path. With --repo they are two revisions
-(commits, branches, tags) of that git repository, read with git archive;
-then HEAD's commit message is also checked against the mass-removal
-breaker (trailer Atoll-Allow-Removal: N).
+(commits, branches, tags) of that git repository, checked out as atoll
+run checks out what it fetches; then HEAD's commit message is also
+checked against the mass-removal breaker (trailer Atoll-Allow-Removal: N).
 
 With --post-status (needs --repo) the outcome is also posted as a commit
 status with context atoll/plan on HEAD's commit — e.g. on a pull
@@ -54,7 +55,8 @@ fails. The provider is chosen as for atoll run, from --repo-url
 or else the origin remote of --repo. A status that cannot be posted makes
 the exit code 2.
 
-Exit code: 0 no changes, 1 changes, 2 error.`,
+Exit code: 0 no changes, 1 changes, 2 error, 3 changes Atoll would refuse
+(the breaker; needs --repo).`,
 		Example: `  atoll plan --repo . --path overlays/prod origin/main HEAD
   atoll plan --mode watch examples/fleet/overlays/dev examples/fleet/overlays/prod
   atoll plan --repo . --post-status --status-provider gitea origin/main HEAD`,
@@ -167,15 +169,13 @@ func runPlan(cmd *cobra.Command, fl planFlags, base, head string) (*reconcile.Pl
 			fmt.Fprintf(out, "\nbreaker: allowed by the commit's trailer \"%s: %d\"\n", reconcile.AllowRemovalTrailer, n)
 		}
 	}
+	if breaker != nil {
+		return p, &exitError{code: planExitBreaker, err: fmt.Errorf("plan: %s: %w", p.Summary(), breaker)}
+	}
 	if p.Empty() {
 		return p, nil
 	}
-	changes := fmt.Errorf("plan: %s", p.Summary())
-	if breaker != nil {
-		// Still exit code 1: the plan is computed; Atoll would refuse it.
-		changes = fmt.Errorf("plan: %s: %w", p.Summary(), breaker)
-	}
-	return p, &exitError{code: planExitChanges, err: changes}
+	return p, &exitError{code: planExitChanges, err: fmt.Errorf("plan: %s", p.Summary())}
 }
 
 // invalidFleetError is a plan refused because a side has invalid

@@ -95,7 +95,7 @@ func TestPlanPostStatus(t *testing.T) {
 		{name: "invalid head: failure naming file and line", serverCode: http.StatusCreated, base: 1, head: 2, wantCode: 2,
 			wantPath: "/api/v1/repos/fleet-org/fleet/statuses/" + ids[2], wantState: "failure",
 			wantDesc: "invalid fleet declarations: head: fleet/cern.yaml:7: spec.credentials.path: ", descPrefix: true, wantStderr: "plan: invalid fleet declarations"},
-		{name: "breaker would refuse: failure with its reason", serverCode: http.StatusCreated, base: 1, head: 3, wantCode: 1,
+		{name: "breaker would refuse: failure with its reason", serverCode: http.StatusCreated, base: 1, head: 3, wantCode: 3,
 			wantPath: "/api/v1/repos/fleet-org/fleet/statuses/" + ids[3], wantState: "failure", descPrefix: true, wantDesc: "breaker: "},
 		{name: "breaker allowed by the trailer: success", serverCode: http.StatusCreated, base: 1, head: 4, wantCode: 1,
 			wantPath: "/api/v1/repos/fleet-org/fleet/statuses/" + ids[4], wantState: "success", descPrefix: true, wantDesc: "-3 nodes"},
