@@ -18,6 +18,9 @@ import (
 
 // fleetRuntime is what `atoll run` and `atoll watch` share: a vnode
 // manager, the reconciler and the source, run together.
+// allowExecUsage is the help of --allow-exec-credentials.
+const allowExecUsage = "let kubeconfig Secrets run exec credential plugins (programs on Atoll's machine); refused by default"
+
 type fleetRuntime struct {
 	masterConfig *rest.Config
 	master       kubernetes.Interface
@@ -31,6 +34,8 @@ type fleetRuntime struct {
 	reconcile reconcile.Config // Source, Nodes, Master, Namespace filled in here
 	kubelet   kubeletAPIOptions
 	sync      syncOptions
+	// allowExec lets kubeconfig Secrets run credential plugins.
+	allowExec bool
 	// background runs beside the nodes, e.g. the commit-status queue.
 	background map[string]func(context.Context) error
 	registry   prometheus.Registerer
@@ -61,7 +66,7 @@ func (f *fleetRuntime) run(ctx context.Context) error {
 	}
 	cfg := f.reconcile
 	cfg.Source = f.source
-	nodes := &managerNodes{m: m, master: f.master, namespace: f.namespace, timeout: 15 * time.Second, log: f.log.With("component", "credentials")}
+	nodes := &managerNodes{m: m, master: f.master, namespace: f.namespace, timeout: 15 * time.Second, log: f.log.With("component", "credentials"), allowExec: f.allowExec}
 	cfg.Nodes = nodes
 	cfg.Master = f.master
 	cfg.Namespace = f.namespace

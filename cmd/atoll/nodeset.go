@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +36,8 @@ type managerNodes struct {
 	namespace string
 	timeout   time.Duration
 	log       *slog.Logger
+	// allowExec lets a kubeconfig Secret run a credential plugin.
+	allowExec bool
 
 	// mu serializes changes to nodes: the reconciler's and those of
 	// changed credentials, so a re-application never undoes a newer spec.
@@ -281,9 +285,45 @@ func (n *managerNodes) credentials(ctx context.Context, spec reconcile.NodeSpec)
 	default:
 		return nil, "", fmt.Errorf("cluster %s declares no credentials: %w", spec.Name, reconcile.ErrCredentials)
 	}
-	cfg, err = clientcmd.RESTConfigFromKubeConfig(data)
+	err = selfContained(data, n.allowExec)
+	if err == nil {
+		cfg, err = clientcmd.RESTConfigFromKubeConfig(data)
+	}
 	if err != nil {
-		return nil, "", fmt.Errorf("kubeconfig of %s: %w: %w", spec.Name, reconcile.ErrCredentials, err)
+		return nil, "", fmt.Errorf("kubeconfig of %s (secret %s/%s): %w: %w", spec.Name, n.namespace, spec.Credentials.SecretRef.Name, reconcile.ErrCredentials, err)
 	}
 	return cfg, version, nil
+}
+
+// selfContained refuses, before it is loaded, what a kubeconfig in a
+// Secret must not do: run a program on Atoll's machine (an exec credential
+// plugin, unless allowExec) or read a file there (a certificate, key or
+// token file, which would send Atoll's own credentials, such as its
+// ServiceAccount token, to whatever server the kubeconfig names). Whoever
+// may write the Secret gets no more than the credentials they put in it.
+func selfContained(data []byte, allowExec bool) error {
+	c, err := clientcmd.Load(data)
+	if err != nil {
+		return err
+	}
+	refuseFile := func(kind, name, field, path string) error {
+		return fmt.Errorf("%s %q: %s names the file %s, refused: a kubeconfig in a Secret holds its credentials inline (%s-data, token)", kind, name, field, path, field)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.AuthInfos)) {
+		u := c.AuthInfos[name]
+		if u.Exec != nil && !allowExec {
+			return fmt.Errorf("user %q runs the credential plugin %q, refused (start Atoll with --allow-exec-credentials to allow plugins)", name, u.Exec.Command)
+		}
+		for _, f := range []struct{ field, path string }{{"client-certificate", u.ClientCertificate}, {"client-key", u.ClientKey}, {"tokenFile", u.TokenFile}} {
+			if f.path != "" {
+				return refuseFile("user", name, f.field, f.path)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Clusters)) {
+		if p := c.Clusters[name].CertificateAuthority; p != "" {
+			return refuseFile("cluster", name, "certificate-authority", p)
+		}
+	}
+	return nil
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +78,54 @@ func TestManagerNodesSpec(t *testing.T) {
 			}
 			if err := got.Validate(); err != nil {
 				t.Errorf("vnode rejects the spec: %v", err)
+			}
+		})
+	}
+}
+
+// TestSecretKubeconfigSelfContained: a kubeconfig Secret may not run a
+// program on Atoll's machine (unless allowed) nor read a file there.
+func TestSecretKubeconfigSelfContained(t *testing.T) {
+	withUser := func(user string) []byte {
+		return []byte(strings.Replace(testKubeconfig, "user: {token: abc}", "user: "+user, 1))
+	}
+	exec := withUser("{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, id], interactiveMode: Never}}")
+	client := fake.NewClientset(
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "exec", Namespace: "atoll-system"}, Data: map[string][]byte{"kubeconfig": exec}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "token-file", Namespace: "atoll-system"},
+			Data: map[string][]byte{"kubeconfig": withUser("{tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cert-file", Namespace: "atoll-system"},
+			Data: map[string][]byte{"kubeconfig": withUser("{client-certificate: /etc/atoll/tls.crt, client-key: /etc/atoll/tls.key}")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ca-file", Namespace: "atoll-system"},
+			Data: map[string][]byte{"kubeconfig": []byte(strings.Replace(testKubeconfig, `server: "https://127.0.0.1:6443"`, `server: "https://127.0.0.1:6443", certificate-authority: /etc/ssl/ca.pem`, 1))}},
+	)
+	tests := []struct {
+		secret    string
+		allowExec bool
+		wantErr   string // "" : accepted
+	}{
+		{secret: "exec", wantErr: `runs the credential plugin "/bin/sh", refused (start Atoll with --allow-exec-credentials`},
+		{secret: "exec", allowExec: true},
+		{secret: "token-file", allowExec: true, wantErr: "tokenFile names the file /var/run/secrets/kubernetes.io/serviceaccount/token, refused"},
+		{secret: "cert-file", wantErr: "client-certificate names the file /etc/atoll/tls.crt, refused"},
+		{secret: "ca-file", wantErr: "certificate-authority names the file /etc/ssl/ca.pem, refused"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s, exec allowed %v", tt.secret, tt.allowExec), func(t *testing.T) {
+			n := &managerNodes{master: client, namespace: "atoll-system", timeout: time.Second, allowExec: tt.allowExec}
+			spec := reconcile.NodeSpec{Name: "r", Credentials: reconcile.Credentials{SecretRef: &reconcile.SecretKeyRef{Name: tt.secret}}}
+			_, _, err := n.vnodeSpec(context.Background(), spec)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, reconcile.ErrCredentials) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want ErrCredentials containing %q", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), "secret atoll-system/"+tt.secret) {
+				t.Errorf("err = %v does not name the Secret", err)
 			}
 		})
 	}

@@ -45,6 +45,8 @@ type runOptions struct {
 	allowInsecureHTTP bool
 	webhookSecretFile string
 	httpAddr          string
+	metricsAddr       string
+	allowExec         bool
 	profiling         bool
 	nodeIP            string
 	drainTimeout      time.Duration
@@ -72,8 +74,9 @@ apply (add, update live, cordon + drain + remove), and report each revision's
 outcome (commit status, Event, metrics, ` + "`atoll status`" + `).
 
 Replicas elect a leader on a Lease in --namespace; only the leader runs nodes.
-One HTTP listener serves /metrics, /healthz, /readyz and the git host's push
-webhook at /hooks/git (with --webhook-secret-file).`,
+One HTTP listener (--http-addr), the one to expose, serves /healthz, /readyz
+and the git host's push webhook at /hooks/git (with --webhook-secret-file);
+another (--metrics-addr) serves /metrics and, with --profiling, /debug/pprof/.`,
 		Example: `  atoll run --repo https://github.com/example/fleet.git --ref main --path overlays/prod \
       --git-password-file /etc/atoll/git/token --webhook-secret-file /etc/atoll/webhook/secret`,
 		Args: cobra.NoArgs,
@@ -97,8 +100,9 @@ webhook at /hooks/git (with --webhook-secret-file).`,
 	f.StringVar(&o.caFile, "git-ca-file", "", "PEM CA bundle trusted for HTTPS besides the system roots")
 	f.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "allow a plain http:// repository URL (tests only)")
 	f.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret; enables /hooks/git")
-	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address for /metrics, /healthz, /readyz and /hooks/git")
-	f.BoolVar(&o.profiling, "profiling", false, "also serve Go's profiles at /debug/pprof/ on --http-addr")
+	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address for /healthz, /readyz and /hooks/git")
+	f.StringVar(&o.metricsAddr, "metrics-addr", ":9090", `address for /metrics (and /debug/pprof/); "" turns it off`)
+	f.BoolVar(&o.profiling, "profiling", false, "also serve Go's profiles at /debug/pprof/ on --metrics-addr")
 	f.StringVar(&o.nodeIP, "node-ip", "", "the virtual nodes' InternalIP (default: first non-loopback IPv4)")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", reconcile.DefaultDrainTimeout, "how long a removed node is drained before it is deleted anyway")
 	f.Float64Var(&o.maxRemovalShare, "max-removal-share", reconcile.DefaultMaxRemovalShare, "share of nodes a revision may remove without the Atoll-Allow-Removal trailer")
@@ -111,6 +115,7 @@ webhook at /hooks/git (with --webhook-secret-file).`,
 	f.DurationVar(&o.retryPeriod, "retry-period", 2*time.Second, "leader election retry period")
 	o.kubelet.addFlags(f)
 	o.sync.addFlags(f)
+	f.BoolVar(&o.allowExec, "allow-exec-credentials", false, allowExecUsage)
 	o.commitStatus.addFlags(f)
 	_ = cmd.MarkFlagRequired("repo")
 	return cmd
@@ -183,7 +188,6 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	var leading atomic.Bool
 	var reconciler atomic.Pointer[reconcile.Reconciler]
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !leading.Load() {
@@ -213,17 +217,29 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 		}
 		mux.Handle("/hooks/git", hook)
 	}
-	if o.profiling {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if o.profiling && o.metricsAddr == "" {
+		return errors.New("--profiling needs --metrics-addr")
 	}
 	stopHTTP, err := serveHTTP(o.httpAddr, mux, log)
 	if err != nil {
 		return fmt.Errorf("--http-addr: %w", err)
 	}
 	defer stopHTTP()
+	if o.metricsAddr != "" {
+		metrics := http.NewServeMux()
+		metrics.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if o.profiling {
+			metrics.HandleFunc("/debug/pprof/", pprof.Index)
+			metrics.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			metrics.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			metrics.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
+		stopMetrics, err := serveHTTP(o.metricsAddr, metrics, log)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer stopMetrics()
+	}
 
 	reporter, deliver, err := o.commitStatus.reporter(gitCfg, o.cacheDir, log)
 	if err != nil {
@@ -231,7 +247,7 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	}
 	rt := &fleetRuntime{
 		masterConfig: masterCfg, master: client, namespace: o.namespace, nodeIP: o.nodeIP, log: log,
-		source: gitRunner{src}, registry: reg, kubelet: o.kubelet, sync: o.sync,
+		source: gitRunner{src}, registry: reg, kubelet: o.kubelet, sync: o.sync, allowExec: o.allowExec,
 		reconcile: reconcile.Config{
 			Path: o.path, Mode: reconcile.ModeGit, DrainTimeout: o.drainTimeout, MaxRemovalShare: o.maxRemovalShare,
 			StatusContext: o.statusContext, Reporter: reporter,

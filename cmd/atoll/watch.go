@@ -21,6 +21,7 @@ import (
 // watchOptions are the flags of `atoll watch`.
 type watchOptions struct {
 	masterOptions
+	allowExec    bool
 	dir          string
 	root         string
 	nodeIP       string
@@ -55,6 +56,7 @@ stay until the next run removes or adopts them).`,
 	f.DurationVar(&o.drainTimeout, "drain-timeout", reconcile.DefaultDrainTimeout, "how long a removed node is drained before it is deleted anyway")
 	o.kubelet.addFlags(f)
 	o.sync.addFlags(f)
+	f.BoolVar(&o.allowExec, "allow-exec-credentials", false, allowExecUsage)
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
@@ -93,7 +95,7 @@ func runWatch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "atoll watch: applying %s to the master (namespace %s); Ctrl-C stops\n", o.dir, o.namespace)
 	rt := &fleetRuntime{
 		masterConfig: cfg, master: client, namespace: o.namespace, nodeIP: o.nodeIP, log: log,
-		source: dirSource{src}, kubelet: o.kubelet, sync: o.sync,
+		source: dirSource{src}, kubelet: o.kubelet, sync: o.sync, allowExec: o.allowExec,
 		reconcile: reconcile.Config{
 			Path: filepath.ToSlash(path), Mode: reconcile.ModeWatch, DrainTimeout: o.drainTimeout,
 			StatusContext: "atoll/watch", Observer: p.observe, RetryInterval: 2 * time.Second,

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,7 +19,6 @@ import (
 	"github.com/atoll-dev/atoll/reconcile"
 	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/gitserver"
-	"github.com/atoll-dev/atoll/test/testenv"
 )
 
 // webhookToken is the push webhook's secret in every `atoll run` here.
@@ -51,13 +49,14 @@ func (r *fleetRepo) commit(files map[string]string, msg string) string {
 
 // atollRun is one `atoll run` process of the bench.
 type atollRun struct {
-	p         *fleettest.Atoll
-	namespace string // Atoll's own namespace
-	httpAddr  string
-	cacheDir  string
+	p           *fleettest.Atoll
+	namespace   string // Atoll's own namespace
+	httpAddr    string // --http-addr: the webhook
+	metricsAddr string // --metrics-addr: /metrics and /debug/pprof/
+	cacheDir    string
 }
 
-func (a *atollRun) metricsURL() string { return "http://" + a.httpAddr + "/metrics" }
+func (a *atollRun) metricsURL() string { return "http://" + a.metricsAddr + "/metrics" }
 func (a *atollRun) hookURL() string    { return "http://" + a.httpAddr + "/hooks/git" }
 
 // startAtollRun starts `atoll run` following path of the repository, with
@@ -67,18 +66,14 @@ func (bn *bench) startAtollRun(r *fleetRepo, name, path string) *atollRun {
 	bn.b.Helper()
 	ns := fleettest.Namespace(bn.b, bn.master, "atoll-bench-"+name)
 	fleettest.KubeconfigSecrets(bn.b, bn.master, ns, bn.env.Remotes)
-	port, err := testenv.FreePort()
-	if err != nil {
-		bn.b.Fatal(err)
-	}
-	a := &atollRun{namespace: ns, httpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cacheDir: bn.b.TempDir()}
+	a := &atollRun{namespace: ns, httpAddr: fleettest.FreeAddr(bn.b), metricsAddr: fleettest.FreeAddr(bn.b), cacheDir: bn.b.TempDir()}
 	secret := filepath.Join(bn.b.TempDir(), "webhook-secret")
 	if err := os.WriteFile(secret, []byte(webhookToken), 0o600); err != nil {
 		bn.b.Fatal(err)
 	}
 	a.p = fleettest.StartAtoll(bn.b, bn.env, bn.bin, name,
 		"run", "--repo", r.url, "--ref", "main", "--path", path, "--interval", "1h", "--allow-insecure-http",
-		"--kubeconfig", bn.env.Master.Kubeconfig, "--namespace", ns, "--http-addr", a.httpAddr, "--cache-dir", a.cacheDir,
+		"--kubeconfig", bn.env.Master.Kubeconfig, "--namespace", ns, "--http-addr", a.httpAddr, "--metrics-addr", a.metricsAddr, "--cache-dir", a.cacheDir,
 		"--node-ip", "127.0.0.1", "--leader-elect=false", "--webhook-secret-file", secret, "--log-level", "info",
 		"--profiling="+strconv.FormatBool(bn.profiles != ""))
 	return a

@@ -16,7 +16,7 @@ func (bn *bench) heapProfile(ctx context.Context, a *atollRun, name string) {
 	if bn.profiles == "" {
 		return
 	}
-	if err := fetchProfile(ctx, "http://"+a.httpAddr+"/debug/pprof/heap?gc=1", filepath.Join(bn.profiles, name)); err != nil {
+	if err := fetchProfile(ctx, "http://"+a.metricsAddr+"/debug/pprof/heap?gc=1", filepath.Join(bn.profiles, name)); err != nil {
 		bn.b.Logf("heap profile: %v", err)
 	}
 }
@@ -31,7 +31,7 @@ func (bn *bench) cpuProfile(ctx context.Context, a *atollRun, name string, d tim
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", a.httpAddr, int(d.Seconds()))
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", a.metricsAddr, int(d.Seconds()))
 		if err := fetchProfile(ctx, url, filepath.Join(bn.profiles, name)); err != nil {
 			bn.b.Logf("cpu profile: %v", err)
 		}

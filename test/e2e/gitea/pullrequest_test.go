@@ -56,7 +56,7 @@ func TestPullRequestWorkflow(t *testing.T) {
 		"run", "--repo", r.URL(), "--ref", "main", "--path", "fleet", "--interval", "1h", "--allow-insecure-http",
 		"--git-username", gitea.AdminUser, "--git-password-file", passwordFile,
 		"--status-provider", "gitea", "--status-url", gitea.APIURL, "--status-token-file", tokenFile,
-		"--webhook-secret-file", webhookSecret, "--http-addr", addr,
+		"--webhook-secret-file", webhookSecret, "--http-addr", addr, "--metrics-addr", "",
 		"--kubeconfig", env.Master.Kubeconfig, "--namespace", ns, "--cache-dir", t.TempDir(),
 		"--node-ip", "127.0.0.1", "--drain-timeout", "1m", "--identity", "gitea-pr",
 		"--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s", "--log-level", "info")

@@ -18,10 +18,10 @@ import (
 )
 
 // runArgs are the flags of an `atoll run` replica following g, serving
-// HTTP on addr.
-func runArgs(t *testing.T, g *gitRepo, ns, identity, addr string, extra ...string) []string {
+// HTTP on addr and metrics on metricsAddr.
+func runArgs(t *testing.T, g *gitRepo, ns, identity, addr, metricsAddr string, extra ...string) []string {
 	return append([]string{"run", "--repo", g.URL, "--ref", "main", "--path", "fleet", "--interval", "1s", "--allow-insecure-http",
-		"--kubeconfig", env.Master.Kubeconfig, "--namespace", ns, "--http-addr", addr, "--cache-dir", t.TempDir(),
+		"--kubeconfig", env.Master.Kubeconfig, "--namespace", ns, "--http-addr", addr, "--metrics-addr", metricsAddr, "--cache-dir", t.TempDir(),
 		"--node-ip", "127.0.0.1", "--drain-timeout", "1m", "--identity", identity,
 		"--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s", "--log-level", "info"}, extra...)
 }
@@ -49,7 +49,7 @@ func TestGit(t *testing.T) {
 	fleettest.KubeconfigSecrets(t, master, ns, env.Remotes)
 	g := newGitRepo(t)
 	c1 := g.commit(map[string]string{"fleet/README.md": "fleet\n", "fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1")
-	fleettest.StartAtoll(t, env, atollBin, "run-git", runArgs(t, g, ns, "git-a", fleettest.FreeAddr(t))...)
+	fleettest.StartAtoll(t, env, atollBin, "run-git", runArgs(t, g, ns, "git-a", fleettest.FreeAddr(t), fleettest.FreeAddr(t))...)
 	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-1") })
 	waitOutcome(t, ns, c1, reconcile.StateSuccess, 30*time.Second)
 
@@ -133,9 +133,10 @@ func TestLeaderElection(t *testing.T) {
 	writeFile(t, secret, "s3cret\n")
 	// Polling is off (1h): after the first fetch, only the webhook fetches.
 	addrs := map[string]string{"a": fleettest.FreeAddr(t), "b": fleettest.FreeAddr(t)}
+	metricsAddrs := map[string]string{"a": fleettest.FreeAddr(t), "b": fleettest.FreeAddr(t)}
 	replicas := map[string]*fleettest.Atoll{}
 	for _, id := range []string{"a", "b"} {
-		args := runArgs(t, g, ns, id, addrs[id], "--interval", "1h", "--webhook-secret-file", secret)
+		args := runArgs(t, g, ns, id, addrs[id], metricsAddrs[id], "--interval", "1h", "--webhook-secret-file", secret, "--profiling")
 		replicas[id] = fleettest.StartAtoll(t, env, atollBin, "leader-"+id, args...)
 	}
 	holder := func(ctx context.Context) (string, error) {
@@ -166,8 +167,17 @@ func TestLeaderElection(t *testing.T) {
 		s, err2 := httpGet(ctx, "http://"+addrs[other]+"/readyz")
 		return strings.Contains(l, "leader") && strings.Contains(s, "standby"), errors.Join(err, err2)
 	})
-	if m, err := httpGet(testenv.Context(t), "http://"+addrs[leader]+"/metrics"); err != nil || !strings.Contains(m, "atoll_reconcile_passes_total") || !strings.Contains(m, "atoll_reconcile_nodes") {
+	if m, err := httpGet(testenv.Context(t), "http://"+metricsAddrs[leader]+"/metrics"); err != nil || !strings.Contains(m, "atoll_reconcile_passes_total") || !strings.Contains(m, "atoll_reconcile_nodes") {
 		t.Errorf("leader /metrics lacks the reconciler's metrics (%v)", err)
+	}
+	// The public port (the webhook's) serves neither metrics nor profiles.
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		if code := httpStatus(t, "http://"+addrs[leader]+path); code != http.StatusNotFound {
+			t.Errorf("%s on --http-addr: status %d, want 404", path, code)
+		}
+	}
+	if code := httpStatus(t, "http://"+metricsAddrs[leader]+"/debug/pprof/"); code != http.StatusOK {
+		t.Errorf("/debug/pprof/ on --metrics-addr with --profiling: status %d, want 200", code)
 	}
 	if h, err := httpGet(testenv.Context(t), "http://"+addrs[other]+"/healthz"); err != nil || !strings.Contains(h, "ok") {
 		t.Errorf("standby /healthz = %q, %v", h, err)
@@ -203,6 +213,21 @@ func TestLeaderElection(t *testing.T) {
 	if nodes, err := atollNodes(testenv.Context(t)); err != nil || len(nodes) != 1 {
 		t.Errorf("nodes = %v (%v), want only remote-1", nodes, err)
 	}
+}
+
+// httpStatus returns the status code of a GET of url.
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testenv.Context(t), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func httpGet(ctx context.Context, url string) (string, error) {
