@@ -12,7 +12,8 @@ const (
 	DefaultMaxBytes       int64 = 64 << 20
 	DefaultMaxFileBytes   int64 = 8 << 20
 	DefaultRenderTime           = 30 * time.Second
-	DefaultMaxMemoryBytes       = 1 << 30
+	DefaultMaxMemoryBytes int64 = 1 << 30
+	DefaultMaxClusters          = 10000
 )
 
 // ErrLimitExceeded is matched (errors.Is) when a render reads too many
@@ -39,6 +40,9 @@ type Limits struct {
 	Timeout time.Duration
 	// MaxMemoryBytes bounds the memory of a kustomize build's process.
 	MaxMemoryBytes int64
+	// MaxClusters bounds the Clusters one revision declares (checked by
+	// Decode): each is a virtual node with its own clients and watches.
+	MaxClusters int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -56,6 +60,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxMemoryBytes <= 0 {
 		l.MaxMemoryBytes = DefaultMaxMemoryBytes
+	}
+	if l.MaxClusters <= 0 {
+		l.MaxClusters = DefaultMaxClusters
 	}
 	return l
 }

@@ -6,7 +6,8 @@ import (
 )
 
 // Decode strictly decodes the rendered documents into a Fleet, applies
-// defaults and validates every declaration for the given mode. All
+// defaults and validates every declaration for the given mode, and the
+// number of Clusters against the render's Limits.MaxClusters. All
 // problems are returned together as an ErrorList (errors.Is ErrInvalid).
 func Decode(r *Rendered, mode Mode) (*Fleet, error) {
 	f, errs := decodeDocuments(r.docs)
@@ -16,7 +17,7 @@ func Decode(r *Rendered, mode Mode) (*Fleet, error) {
 	for _, e := range errs {
 		bad[[2]string{e.File, e.Field}] = true
 	}
-	for _, e := range validateFleet(f, mode) {
+	for _, e := range validateFleet(f, mode, r.limits.withDefaults().MaxClusters) {
 		if !bad[[2]string{e.File, e.Field}] {
 			errs = append(errs, e)
 		}

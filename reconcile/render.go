@@ -17,8 +17,9 @@ type Rendered struct {
 	// Kustomized is true when a kustomization was built.
 	Kustomized bool
 	// Files counts the files read.
-	Files int
-	docs  []*document
+	Files  int
+	docs   []*document
+	limits Limits // the render's, which Decode checks too
 }
 
 // Len returns the number of rendered documents.
@@ -87,7 +88,7 @@ func Render(ctx context.Context, root, path string, opts ...Option) (*Rendered, 
 		if res.err != nil {
 			return nil, res.err
 		}
-		return &Rendered{Kustomized: kust != "", Files: res.files, docs: res.docs}, nil
+		return &Rendered{Kustomized: kust != "", Files: res.files, docs: res.docs, limits: o.limits}, nil
 	case <-ctx.Done():
 		r.stopped.Store(true) // the build goroutine fails at its next read
 		if ctx.Err() == context.DeadlineExceeded {

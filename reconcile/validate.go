@@ -15,16 +15,52 @@ import (
 // not set them (nor any other key in the atoll.dev/ prefix).
 var ReservedLabelKeys = []string{"type", "kubernetes.io/role", "kubernetes.io/hostname", "atoll.dev/cluster"}
 
+// reservedLabelDomains are the label domains Kubernetes keeps for itself;
+// a node may set keys in them only as a kubelet may (NodeRestriction):
+// the keys of kubeletLabels and those under kubeletLabelDomains. The rest,
+// node-role.kubernetes.io/ above all, would let a fleet repository grant
+// virtual nodes a role the master's policies trust.
+var (
+	reservedLabelDomains = []string{"kubernetes.io", "k8s.io"}
+	kubeletLabelDomains  = []string{"kubelet.kubernetes.io", "node.kubernetes.io"}
+	kubeletLabels        = []string{
+		"kubernetes.io/arch", "kubernetes.io/os", "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
+		"failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
+		"beta.kubernetes.io/instance-type", "beta.kubernetes.io/arch", "beta.kubernetes.io/os",
+	}
+)
+
+// inDomain reports whether the label key's prefix is one of domains or a
+// subdomain of one.
+func inDomain(key string, domains []string) bool {
+	prefix, _, ok := strings.Cut(key, "/")
+	if !ok {
+		return false
+	}
+	return slices.ContainsFunc(domains, func(d string) bool { return prefix == d || strings.HasSuffix(prefix, "."+d) })
+}
+
+// reservedNamespacePrefix is the prefix of the namespaces a cluster keeps
+// for its own components (kube-system, kube-public, kube-node-lease).
+const reservedNamespacePrefix = "kube-"
+
 // MaxNamespacePrefix bounds namespaces.prefix so that prefixed namespace
 // names keep room within the 63-character limit.
 const MaxNamespacePrefix = 20
 
 var namespacePrefixRE = regexp.MustCompile(`^[a-z0-9][-a-z0-9]*$`)
 
-// validateFleet checks every declaration and returns all problems found.
-func validateFleet(f *Fleet, mode Mode) ErrorList {
+// validateFleet checks every declaration, and that there are at most
+// maxClusters Clusters, and returns all problems found.
+func validateFleet(f *Fleet, mode Mode, maxClusters int) ErrorList {
 	var errs ErrorList
 	add := func(e *FieldError) { errs = append(errs, e) }
+	if len(f.Clusters) > maxClusters {
+		e := f.Clusters[maxClusters].doc.errorf(fieldPath{}, "cluster %d of %d: a fleet may declare at most %d clusters (Limits.MaxClusters)",
+			maxClusters+1, len(f.Clusters), maxClusters)
+		e.cause = ErrLimitExceeded
+		add(e)
+	}
 
 	clusters := make(map[string]*Cluster, len(f.Clusters))
 	for _, c := range f.Clusters {
@@ -73,8 +109,13 @@ func validateLabels(d *document, path fieldPath, l map[string]string, node bool,
 		for _, msg := range validation.IsValidLabelValue(l[k]) {
 			add(d.errorf(path.key(k), "invalid label value %q: %s", l[k], msg))
 		}
-		if node && (slices.Contains(ReservedLabelKeys, k) || strings.HasPrefix(k, "atoll.dev/")) {
+		switch {
+		case !node:
+		case slices.Contains(ReservedLabelKeys, k) || strings.HasPrefix(k, "atoll.dev/"):
 			add(d.errorf(path.key(k), "label %q is set by Atoll and cannot be declared", k))
+		case inDomain(k, reservedLabelDomains) && !slices.Contains(kubeletLabels, k) && !inDomain(k, kubeletLabelDomains):
+			add(d.errorf(path.key(k), "label %q is in a prefix Kubernetes reserves; a node may set only what a kubelet may (%s, keys under %s/)",
+				k, strings.Join(kubeletLabels[:4], ", "), strings.Join(kubeletLabelDomains, "/, ")))
 		}
 	}
 }
@@ -122,6 +163,8 @@ func validateClusterSpec(c *Cluster, mode Mode, add func(*FieldError)) {
 			add(d.errorf(ns.child("prefix"), "prefix %q is longer than %d characters", p, MaxNamespacePrefix))
 		case !namespacePrefixRE.MatchString(p):
 			add(d.errorf(ns.child("prefix"), "invalid prefix %q: lower-case letters, digits and '-', starting with a letter or digit", p))
+		case strings.HasPrefix(p, reservedNamespacePrefix) || strings.HasPrefix(reservedNamespacePrefix, p):
+			add(d.errorf(ns.child("prefix"), "prefix %q would name namespaces starting with %q, which a cluster keeps for its own components", p, reservedNamespacePrefix))
 		}
 	default:
 		add(d.errorf(ns.child("mode"), "unsupported value %q: want %s or %s", c.Spec.Namespaces.Mode, NamespaceModeSame, NamespaceModePrefix))

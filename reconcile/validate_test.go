@@ -1,7 +1,10 @@
 package reconcile
 
 import (
+	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -27,6 +30,60 @@ spec:
     taints: [{key: gpu, value: "true", effect: Nope}]
 `},
 			wantErr: []string{`clusters/cern.yaml:7: spec.node.taints[0].effect: unsupported value "Nope": want NoSchedule, PreferNoSchedule or NoExecute`},
+		},
+		{
+			name: "labels in the prefixes Kubernetes reserves, as the kubelet's NodeRestriction",
+			files: map[string]string{"c.yaml": `apiVersion: atoll.dev/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  credentials: {secretRef: {name: s}}
+  node:
+    labels:
+      node-role.kubernetes.io/control-plane: ""
+      kubernetes.io/role-x: a
+      k8s.io/x: a
+      sub.k8s.io/x: a
+      topology.kubernetes.io/zone: z
+      kubernetes.io/os: linux
+      node.kubernetes.io/instance-type: big
+      kubelet.kubernetes.io/x: a
+      example.com/kubernetes.io: a
+`},
+			wantErr: []string{
+				`c.yaml:8: spec.node.labels[node-role.kubernetes.io/control-plane]: label "node-role.kubernetes.io/control-plane" is in a prefix Kubernetes reserves; a node may set only what a kubelet may (kubernetes.io/arch, kubernetes.io/os, topology.kubernetes.io/region, topology.kubernetes.io/zone, keys under kubelet.kubernetes.io/, node.kubernetes.io/)`,
+				`c.yaml:9: spec.node.labels[kubernetes.io/role-x]: label "kubernetes.io/role-x" is in a prefix Kubernetes reserves; a node may set only what a kubelet may (kubernetes.io/arch, kubernetes.io/os, topology.kubernetes.io/region, topology.kubernetes.io/zone, keys under kubelet.kubernetes.io/, node.kubernetes.io/)`,
+				`c.yaml:10: spec.node.labels[k8s.io/x]: label "k8s.io/x" is in a prefix Kubernetes reserves; a node may set only what a kubelet may (kubernetes.io/arch, kubernetes.io/os, topology.kubernetes.io/region, topology.kubernetes.io/zone, keys under kubelet.kubernetes.io/, node.kubernetes.io/)`,
+				`c.yaml:11: spec.node.labels[sub.k8s.io/x]: label "sub.k8s.io/x" is in a prefix Kubernetes reserves; a node may set only what a kubelet may (kubernetes.io/arch, kubernetes.io/os, topology.kubernetes.io/region, topology.kubernetes.io/zone, keys under kubelet.kubernetes.io/, node.kubernetes.io/)`,
+			},
+		},
+		{
+			name: "namespace prefixes that would reach kube- namespaces",
+			files: map[string]string{"c.yaml": `apiVersion: atoll.dev/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  credentials: {secretRef: {name: s}}
+  namespaces: {mode: Prefix, prefix: kube-hub-}
+---
+apiVersion: atoll.dev/v1alpha1
+kind: Cluster
+metadata: {name: d}
+spec:
+  credentials: {secretRef: {name: s}}
+  namespaces: {mode: Prefix, prefix: kub}
+---
+apiVersion: atoll.dev/v1alpha1
+kind: Cluster
+metadata: {name: e}
+spec:
+  credentials: {secretRef: {name: s}}
+  namespaces: {mode: Prefix, prefix: kubeflow-}
+`},
+			wantErr: []string{
+				`c.yaml:6: spec.namespaces.prefix: prefix "kube-hub-" would name namespaces starting with "kube-", which a cluster keeps for its own components`,
+				`c.yaml:13: spec.namespaces.prefix: prefix "kub" would name namespaces starting with "kube-", which a cluster keeps for its own components`,
+			},
 		},
 		{
 			name: "unknown fields at every level, all reported",
@@ -291,5 +348,27 @@ func TestDecodeLimits(t *testing.T) {
 				t.Errorf("errors:\n%s\nwant:\n%s", join(got), join(tt.wantErr))
 			}
 		})
+	}
+}
+
+// TestMaxClusters: a revision declaring more Clusters than
+// Limits.MaxClusters is refused, naming the first one over the cap.
+func TestMaxClusters(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, n := range []string{"a", "b", "c"} {
+		files[n+".yaml"] = strings.Replace(clusterA, "name: a", "name: "+n, 1)
+	}
+	writeFiles(t, dir, files)
+	if _, _, err := Load(context.Background(), dir, ".", WithLimits(Limits{MaxClusters: 3})); err != nil {
+		t.Fatalf("3 clusters with a cap of 3: %v", err)
+	}
+	_, _, err := Load(context.Background(), dir, ".", WithLimits(Limits{MaxClusters: 2}))
+	if !errors.Is(err, ErrLimitExceeded) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("error %v is not ErrLimitExceeded and ErrInvalid", err)
+	}
+	want := []string{"c.yaml:1: cluster 3 of 3: a fleet may declare at most 2 clusters (Limits.MaxClusters)"}
+	if got := errorLines(t, err); !slices.Equal(got, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", join(got), join(want))
 	}
 }
