@@ -5,6 +5,8 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Unit packages: everything but the end-to-end suites under test/e2e.
 UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test/e2e/)
 E2E_TIMEOUT ?= 60m
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME    ?= 30s
 # Flags of `make bench`, e.g. BENCH_ARGS='-pods 5000 -idle-nodes 100'.
 BENCH_ARGS  ?=
 # kustomize's Go plugin loader imports package plugin, which makes the linker
@@ -33,6 +35,14 @@ test: lint testenv test-unit e2e ## Lint, unit tests (race) and end-to-end tests
 .PHONY: test-unit
 test-unit: ## Unit tests with the race detector
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s); test-unit runs their seeds
+	@set -e; for pkg in $(UNIT_PKGS); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 .PHONY: e2e
 e2e: testenv ## End-to-end suites on the local multi-cluster bed (one package at a time)
