@@ -84,6 +84,27 @@ func TestGit(t *testing.T) {
 	testenv.WaitFor(t, time.Minute, "remote-2 Ready again", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-2") })
 	waitOutcome(t, ns, c4, reconcile.StateSuccess, 30*time.Second)
 
+	// Tainting every node NoExecute (evicting every pod) is refused by the
+	// breaker: the nodes stay untainted, the pods where they are.
+	drain := func(name string) string {
+		return strings.Replace(secretCluster(name, "drain"), "effect: NoSchedule", "effect: NoExecute", 1)
+	}
+	c4b := g.commit(map[string]string{"fleet/remote-1.yaml": drain("remote-1"), "fleet/remote-2.yaml": drain("remote-2")}, "drain every cluster")
+	if st := waitOutcome(t, ns, c4b, reconcile.StateFailure, time.Minute); !strings.Contains(st.Description, "cordon or taint NoExecute 2 of 2 live nodes") {
+		t.Errorf("refusal = %q", st.Description)
+	}
+	for _, name := range []string{"remote-1", "remote-2"} {
+		n, err := master.CoreV1().Nodes().Get(testenv.Context(t), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, taint := range n.Spec.Taints {
+			if taint.Key == "drain" {
+				t.Errorf("node %s has the refused revision's taint %v", name, taint)
+			}
+		}
+	}
+
 	// A commit removing every cluster is refused by the breaker.
 	c5 := g.commit(map[string]string{"fleet/remote-1.yaml": "", "fleet/remote-2.yaml": ""}, "remove every cluster")
 	st := waitOutcome(t, ns, c5, reconcile.StateFailure, time.Minute)
@@ -116,8 +137,8 @@ func TestGit(t *testing.T) {
 			failed++
 		}
 	}
-	if applied < 5 || failed != 1 {
-		t.Errorf("events: %d RevisionApplied (want 5: c1-c4, c6), %d RevisionFailed by the breaker (want 1)", applied, failed)
+	if applied < 5 || failed != 2 {
+		t.Errorf("events: %d RevisionApplied (want 5: c1-c4, c6), %d RevisionFailed by the breaker (want 2: c4b, c5)", applied, failed)
 	}
 }
 

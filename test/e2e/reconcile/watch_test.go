@@ -184,3 +184,44 @@ func allOn(pods map[string]string, node string) bool {
 	}
 	return true
 }
+
+// aliasBomb is a few hundred bytes of YAML that kustomize expands to 9^9
+// strings.
+const aliasBomb = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: bomb}
+data:
+  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+`
+
+// TestWatchBoundedRender: a revision whose kustomize build explodes fails
+// within its limits, and the next, good revision is applied by the same
+// `atoll watch` process.
+func TestWatchBoundedRender(t *testing.T) {
+	fleettest.CleanNodes(t, master)
+	ns := atollNamespace(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "remote-1.yaml"), fleettest.ClusterYAML("remote-1", remoteKubeconfig["remote-1"]))
+	writeFile(t, filepath.Join(dir, "bomb.yaml"), aliasBomb)
+	writeFile(t, filepath.Join(dir, "kustomization.yaml"), "resources: [remote-1.yaml, bomb.yaml]\n")
+	fleettest.StartAtoll(t, env, atollBin, "watch-bomb", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+		"--node-ip", "127.0.0.1", "--log-level", "info")
+	testenv.WaitFor(t, 2*time.Minute, "the exploding revision to fail on a render limit", func(ctx context.Context) (bool, error) {
+		st, err := reconcile.ReadStatus(ctx, master, ns)
+		return err == nil && st.State == reconcile.StateFailure && strings.Contains(st.Description, "render limit exceeded"), err
+	})
+	if nodes, err := atollNodes(testenv.Context(t)); err != nil || len(nodes) != 0 {
+		t.Fatalf("nodes after the exploding revision: %v (%v), want none", nodes, err)
+	}
+
+	writeFile(t, filepath.Join(dir, "kustomization.yaml"), "resources: [remote-1.yaml]\n")
+	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-1") })
+}
