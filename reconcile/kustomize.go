@@ -250,6 +250,7 @@ func (f *kustomizeFS) readKustomization(real string) ([]byte, error) {
 	if err := k.Unmarshal(b); err != nil {
 		return nil, f.fail(&FieldError{File: f.r.rel(real), Message: err.Error()})
 	}
+	k.FixKustomization() // as kustomize does next: bases into resources, env into envs
 	var src *yaml.Node // for line numbers
 	if len(docs) == 1 {
 		src = docs[0]
@@ -271,7 +272,7 @@ func (f *kustomizeFS) readKustomization(real string) ([]byte, error) {
 type reference struct {
 	field string // e.g. "resources[2]", "patches[0].path"
 	value string
-	dir   bool // resources, bases, components: may name a directory
+	dir   bool // resources (bases among them) and components: may name a directory
 }
 
 // references lists every file and directory a kustomization names.
@@ -289,16 +290,17 @@ func references(k *types.Kustomization) []reference {
 		}
 	}
 	list("resources", true, k.Resources)
-	list("bases", true, k.Bases)
 	list("components", true, k.Components)
 	list("crds", false, k.Crds)
 	list("configurations", false, k.Configurations)
 	list("generators", false, k.Generators)
 	list("transformers", false, k.Transformers)
 	list("validators", false, k.Validators)
+	//lint:ignore SA1019 deprecated, and still applied by kustomize
 	for i, p := range k.PatchesStrategicMerge {
 		one(fmt.Sprintf("patchesStrategicMerge[%d]", i), false, string(p))
 	}
+	//lint:ignore SA1019 deprecated, and still applied by kustomize
 	for i, p := range k.PatchesJson6902 {
 		one(fmt.Sprintf("patchesJson6902[%d].path", i), false, p.Path)
 	}
@@ -317,7 +319,6 @@ func references(k *types.Kustomization) []reference {
 			one(fmt.Sprintf("%s.files[%d]", field, j), false, f)
 		}
 		list(field+".envs", false, s.EnvSources)
-		one(field+".env", false, s.EnvSource)
 	}
 	for i, g := range k.ConfigMapGenerator {
 		sources(fmt.Sprintf("configMapGenerator[%d]", i), g.KvPairSources)

@@ -46,9 +46,15 @@ var renderExe string
 // Without it, rendering a kustomization fails with ErrNoRenderProcess.
 func ServeRender() {
 	if os.Getenv(renderChildEnv) == "" {
-		if exe, err := os.Executable(); err == nil {
-			renderExe = exe
+		// /proc/self/exe runs this very binary even once its file has been
+		// replaced or removed (an upgrade in place).
+		exe := "/proc/self/exe"
+		if _, err := os.Stat(exe); err != nil {
+			if exe, err = os.Executable(); err != nil {
+				return
+			}
 		}
+		renderExe = exe
 		return
 	}
 	os.Exit(serveRender(os.Stdin, os.Stdout))
