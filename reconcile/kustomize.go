@@ -251,6 +251,7 @@ func (f *kustomizeFS) readKustomization(real string) ([]byte, error) {
 		return nil, f.fail(&FieldError{File: f.r.rel(real), Message: err.Error()})
 	}
 	k.FixKustomization() // as kustomize does next: bases into resources, env into envs
+
 	var src *yaml.Node // for line numbers
 	if len(docs) == 1 {
 		src = docs[0]
