@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -75,28 +76,17 @@ func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+prefix) + "\n"
 }
 
-// aliasBomb is a few hundred bytes of YAML that expands to 9^9 strings.
-const aliasBomb = `apiVersion: v1
-kind: ConfigMap
-metadata: {name: bomb}
-data:
-  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-`
-
 // TestRenderBoundedThenGood renders a revision that never finishes in
 // time, then a good one in the same process: the bad build is stopped
 // (its time and memory bounded) and cannot hold up the good one.
 func TestRenderBoundedThenGood(t *testing.T) {
+	// A few hundred bytes of YAML aliases that expand to 9^9 strings.
+	bomb, err := os.ReadFile("testdata/aliasbomb.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	bad := t.TempDir()
-	writeFiles(t, bad, map[string]string{"kustomization.yaml": "resources: [bomb.yaml]\n", "bomb.yaml": aliasBomb})
+	writeFiles(t, bad, map[string]string{"kustomization.yaml": "resources: [bomb.yaml]\n", "bomb.yaml": string(bomb)})
 	good := t.TempDir()
 	writeFiles(t, good, map[string]string{"kustomization.yaml": "resources: [a.yaml]\n", "a.yaml": clusterA})
 

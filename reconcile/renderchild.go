@@ -226,7 +226,7 @@ func runRenderChild(ctx context.Context, req renderRequest) (*renderResult, erro
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case runErr != nil:
-		if msg := stderr.String(); strings.Contains(msg, "out of memory") || strings.Contains(msg, "cannot allocate memory") {
+		if outOfMemory(stderr.String()) {
 			return nil, fmt.Errorf("kustomize build: more than %d bytes of memory: %w", req.Limits.MaxMemoryBytes, ErrLimitExceeded)
 		}
 		return nil, fmt.Errorf("kustomize build: render process failed (%v): %s", runErr, truncate(firstLine(strings.TrimSpace(stderr.String())), 512))
@@ -246,6 +246,18 @@ func runRenderChild(ctx context.Context, req renderRequest) (*renderResult, erro
 		return nil, &childError{msg: res.Error.Message, cause: causes[res.Error.Cause]}
 	}
 	return &res, nil
+}
+
+// outOfMemory reports whether a render process's standard error says it
+// ran out of memory: Go's runtime, a failed system call, or the race
+// detector's allocator (ENOMEM) under `go test -race`.
+func outOfMemory(stderr string) bool {
+	for _, s := range []string{"out of memory", "cannot allocate memory", "failed to allocate"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // cappedBuffer keeps the first max bytes written to it and drops the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -185,23 +186,6 @@ func allOn(pods map[string]string, node string) bool {
 	return true
 }
 
-// aliasBomb is a few hundred bytes of YAML that kustomize expands to 9^9
-// strings.
-const aliasBomb = `apiVersion: v1
-kind: ConfigMap
-metadata: {name: bomb}
-data:
-  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-`
-
 // TestWatchBoundedRender: a revision whose kustomize build explodes fails
 // within its limits, and the next, good revision is applied by the same
 // `atoll watch` process.
@@ -210,7 +194,11 @@ func TestWatchBoundedRender(t *testing.T) {
 	ns := atollNamespace(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "remote-1.yaml"), fleettest.ClusterYAML("remote-1", remoteKubeconfig["remote-1"]))
-	writeFile(t, filepath.Join(dir, "bomb.yaml"), aliasBomb)
+	bomb, err := os.ReadFile("../../../reconcile/testdata/aliasbomb.yaml") // aliases expanding to 9^9 strings
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "bomb.yaml"), string(bomb))
 	writeFile(t, filepath.Join(dir, "kustomization.yaml"), "resources: [remote-1.yaml, bomb.yaml]\n")
 	fleettest.StartAtoll(t, env, atollBin, "watch-bomb", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--log-level", "info")
