@@ -1,6 +1,10 @@
 # Atoll — run `make` for the list of targets.
 
 GO          ?= go
+# The release version: the git tag on HEAD, else VERSION (the next release)
+# marked -dev. `atoll version` prints it; `make image` tags the image with it.
+VERSION     ?= $(shell git describe --tags --exact-match 2>/dev/null || echo "$$(cat VERSION)-dev")
+IMAGE       ?= ghcr.io/atoll-dev/atoll:$(VERSION)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Unit packages: everything but the end-to-end suites under test/e2e.
 UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test/e2e/)
@@ -23,7 +27,15 @@ help: ## Show this list
 
 .PHONY: build
 build: ## Build bin/atoll
-	$(GO) build -o bin/atoll ./cmd/atoll
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/atoll ./cmd/atoll
+
+.PHONY: image
+image: ## Build Atoll's OCI image without Docker: bin/atoll-image.tar (docker/podman load it)
+	$(GO) run ./release/image build -version $(VERSION) -o bin/atoll-image.tar
+
+.PHONY: push
+push: ## Push bin/atoll-image.tar to IMAGE (default ghcr.io/atoll-dev/atoll:VERSION; credentials: ~/.docker/config.json)
+	$(GO) run ./release/image push -i bin/atoll-image.tar $(IMAGE)
 
 .PHONY: testenv
 testenv: ## Build and cache the test bed's binaries: Kubernetes, etcd, kwok and Gitea

@@ -145,7 +145,7 @@ type LocalRepo struct {
 
 // OpenLocal opens the repository at path or at a directory above it.
 func OpenLocal(path string) (*LocalRepo, error) {
-	r, err := git.PlainOpenWithOptions(path, &git.PlainOpenOptions{DetectDotGit: true})
+	r, err := git.PlainOpenWithOptions(path, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", path, err)
 	}

@@ -192,6 +192,9 @@ func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) e
 	})
 	if err == nil {
 		v.log.Debug("created remote pod", "namespace", want.Namespace, "name", want.Name)
+		if c := claimsCondition(want); c != nil {
+			v.recorder.Event(master, corev1.EventTypeWarning, ReasonClaimsNotCopied, c.Message)
+		}
 		return nil
 	}
 	if apierrors.IsAlreadyExists(err) {

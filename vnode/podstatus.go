@@ -1,6 +1,7 @@
 package vnode
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ const (
 	// ConditionRemoteCreated is False while the remote refuses the pod
 	// (quota, admission); the create is retried.
 	ConditionRemoteCreated corev1.PodConditionType = "atoll.dev/RemoteCreated"
+	// ConditionClaimsCopied is False on a pod that mounts
+	// PersistentVolumeClaims: Atoll does not copy claims (nor their data),
+	// the remote cluster must hold claims of those names itself.
+	ConditionClaimsCopied corev1.PodConditionType = "atoll.dev/ClaimsCopied"
 
 	// ReasonRemoteDeleted is the master pod's status reason when its remote
 	// copy was deleted outside Atoll.
@@ -83,6 +88,14 @@ func MasterPodStatus(master, remote *corev1.Pod, nodeIP string) corev1.PodStatus
 			LastTransitionTime: c.LastTransitionTime,
 		})
 	}
+	if c := claimsCondition(remote); c != nil {
+		if cur := findCondition(master.Status.Conditions, ConditionClaimsCopied); cur != nil {
+			c.LastTransitionTime = cur.LastTransitionTime
+		} else {
+			c.LastTransitionTime = remote.CreationTimestamp
+		}
+		conds = append(conds, *c)
+	}
 	for _, c := range master.Status.Conditions {
 		if c.Type == corev1.PodScheduled || remoteTypes[c.Type] || strings.HasPrefix(string(c.Type), atollConditionPrefix) {
 			continue
@@ -91,6 +104,29 @@ func MasterPodStatus(master, remote *corev1.Pod, nodeIP string) corev1.PodStatus
 	}
 	s.Conditions = conds
 	return s
+}
+
+// ReasonClaimsNotCopied is the reason of ConditionClaimsCopied and of the
+// Warning Event a pod mounting PersistentVolumeClaims gets.
+const ReasonClaimsNotCopied = "PersistentVolumeClaimsNotCopied"
+
+// claimsCondition returns ConditionClaimsCopied (False) for a remote copy
+// that mounts PersistentVolumeClaims, nil for one that mounts none.
+func claimsCondition(remote *corev1.Pod) *corev1.PodCondition {
+	var claims []string
+	for _, vol := range remote.Spec.Volumes {
+		if vol.PersistentVolumeClaim != nil {
+			claims = append(claims, vol.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	if len(claims) == 0 {
+		return nil
+	}
+	return &corev1.PodCondition{
+		Type: ConditionClaimsCopied, Status: corev1.ConditionFalse, Reason: ReasonClaimsNotCopied,
+		Message: fmt.Sprintf("Atoll does not copy PersistentVolumeClaims or their data: the claims %s must exist in namespace %s of the remote cluster",
+			strings.Join(claims, ", "), remote.Namespace),
+	}
 }
 
 // statusEqual compares two statuses semantically (quantities, times).

@@ -126,3 +126,30 @@ func TestSetCondition(t *testing.T) {
 		t.Fatalf("a status change must move the transition time: %+v", s.Conditions)
 	}
 }
+
+// TestClaimsCondition: a pod mounting PersistentVolumeClaims says, in its
+// master status, that the claims are not copied; one without says nothing.
+func TestClaimsCondition(t *testing.T) {
+	t0 := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	remote := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", CreationTimestamp: t0}}
+	if c := findCondition(MasterPodStatus(&corev1.Pod{}, remote, "").Conditions, ConditionClaimsCopied); c != nil {
+		t.Fatalf("condition %+v on a pod without claims", c)
+	}
+	remote.Spec.Volumes = []corev1.Volume{
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db-data"}}},
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+		{Name: "logs", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db-logs"}}},
+	}
+	got := findCondition(MasterPodStatus(&corev1.Pod{}, remote, "").Conditions, ConditionClaimsCopied)
+	want := &corev1.PodCondition{Type: ConditionClaimsCopied, Status: corev1.ConditionFalse, Reason: ReasonClaimsNotCopied, LastTransitionTime: t0,
+		Message: "Atoll does not copy PersistentVolumeClaims or their data: the claims db-data, db-logs must exist in namespace shop of the remote cluster"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("condition (-want +got):\n%s", diff)
+	}
+	// It keeps the time it first appeared.
+	t1 := metav1.NewTime(t0.Add(time.Hour))
+	master := &corev1.Pod{Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: ConditionClaimsCopied, LastTransitionTime: t1}}}}
+	if c := findCondition(MasterPodStatus(master, remote, "").Conditions, ConditionClaimsCopied); c == nil || !c.LastTransitionTime.Equal(&t1) {
+		t.Errorf("condition %+v, want it to keep its transition time %s", c, t1)
+	}
+}

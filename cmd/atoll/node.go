@@ -91,7 +91,7 @@ func runNode(ctx context.Context, o nodeOptions, stderr interface{ Write([]byte)
 	if err != nil {
 		return err
 	}
-	master, err := loadKubeconfig(o.kubeconfig)
+	master, err := loadKubeconfig(o.kubeconfig, "")
 	if err != nil {
 		return fmt.Errorf("master kubeconfig: %w", err)
 	}
@@ -129,12 +129,12 @@ func runNode(ctx context.Context, o nodeOptions, stderr interface{ Write([]byte)
 	return runWithKubeletAPI(ctx, kubeletAPI, m.Run)
 }
 
-func loadKubeconfig(path string) (*rest.Config, error) {
+func loadKubeconfig(path, context string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if path != "" {
 		rules.ExplicitPath = path
 	}
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
 }
 
 // nodeSpecFromFlags turns the flags into a NodeSpec.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -30,14 +29,15 @@ func newStatusCommand() *cobra.Command {
 		Long: `Show the outcome Atoll stored in the master (ConfigMap atoll-status in
 --namespace), with each node's Ready condition as the master sees it now.`,
 		Example: `  atoll status
-  atoll status -o json`,
+  atoll status -o json
+  atoll status -o yaml --context prod-master`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStatus(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	o.addFlags(cmd.Flags(), "warn")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "table, json or yaml")
 	return cmd
 }
 
@@ -63,8 +63,8 @@ type statusView struct {
 }
 
 func runStatus(ctx context.Context, o statusOptions, w io.Writer) error {
-	if o.output != "table" && o.output != "json" {
-		return fmt.Errorf("unsupported -o %q: want table or json", o.output)
+	if err := checkOutput(o.output); err != nil {
+		return err
 	}
 	_, client, err := o.master()
 	if err != nil {
@@ -104,10 +104,8 @@ func runStatus(ctx context.Context, o statusOptions, w io.Writer) error {
 			v.Clusters = append(v.Clusters, clusterRow{Name: n.Name, NodeReady: ready[n.Name], Reason: "NotDeclared"})
 		}
 	}
-	if o.output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+	if done, err := writeOutput(w, o.output, v); done {
+		return err
 	}
 	if v.Revision == "" {
 		fmt.Fprintf(w, "No outcome stored yet in %s/%s.\n", o.namespace, reconcile.StatusConfigMap)

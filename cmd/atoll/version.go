@@ -32,14 +32,34 @@ func buildVersion() string {
 	return "dev"
 }
 
+// versionInfo is what `atoll version -o json|yaml` prints.
+type versionInfo struct {
+	Version   string `json:"version"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
+}
+
 func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print Atoll's version",
-		Args:  cobra.NoArgs,
+		Long: `Print Atoll's release version (the git tag it was built from, set by
+make build and make image), else the module version or VCS revision the
+Go toolchain recorded, else "dev".`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "atoll %s %s/%s %s\n", buildVersion(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			v := versionInfo{Version: buildVersion(), GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+			if done, err := writeOutput(cmd.OutOrStdout(), output, v); done {
+				return err
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "atoll %s %s %s\n", v.Version, v.Platform, v.GoVersion)
 			return err
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
+	return cmd
 }

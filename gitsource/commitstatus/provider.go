@@ -124,7 +124,7 @@ func New(cfg Config) (Reporter, Provider, error) {
 		return nil, p, err
 	}
 	if cfg.Token == "" {
-		return nil, p, invalidConfig("%s status writer needs a token (--status-token-file or $%s)", p, TokenEnv)
+		return nil, p, invalidConfig("%s status writer needs a token (--status-token-file or $%s); without one, --status-provider notes writes statuses as git notes and --status-provider none only logs them", p, TokenEnv)
 	}
 	api := APIConfig{BaseURL: cfg.StatusURL, Token: cfg.Token, HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, Logger: cfg.Logger}
 	segs := strings.Split(r.path, "/")

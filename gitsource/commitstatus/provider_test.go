@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +42,7 @@ func TestNewDerivesAPI(t *testing.T) {
 		wantBase     string
 		wantRepo     string
 		wantErr      error
+		wantMessage  string // in the error
 	}{
 		{
 			name:         "github.com",
@@ -85,7 +87,7 @@ func TestNewDerivesAPI(t *testing.T) {
 		{
 			name:         "api provider without token",
 			cfg:          Config{RepoURL: "https://github.com/a/b"},
-			wantProvider: ProviderGitHub, wantErr: ErrInvalidConfig,
+			wantProvider: ProviderGitHub, wantErr: ErrInvalidConfig, wantMessage: "without one, --status-provider notes writes statuses as git notes and --status-provider none only logs them",
 		},
 		{
 			name:         "unknown provider",
@@ -100,8 +102,8 @@ func TestNewDerivesAPI(t *testing.T) {
 				t.Errorf("provider = %q, want %q", p, tt.wantProvider)
 			}
 			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMessage) {
+					t.Fatalf("err = %v, want %v saying %q", err, tt.wantErr, tt.wantMessage)
 				}
 				return
 			}

@@ -734,3 +734,32 @@ func TestCreateRefusedByRemoteQuota(t *testing.T) {
 		return p.Status.Phase == corev1.PodRunning && condition(p, vnode.ConditionRemoteCreated) == nil, nil
 	})
 }
+
+// TestClaimsNotCopiedWarned: a pod mounting a PersistentVolumeClaim is
+// delegated as it is, with a Warning Event and a condition saying the
+// claim must exist in the remote cluster.
+func TestClaimsNotCopiedWarned(t *testing.T) {
+	ctx := testenv.Context(t)
+	ns := namespace(t)
+	p := simplePod(ns, "with-claim", env.Remotes[0].Name)
+	p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "with-claim-data"}}}}
+	if _, err := master.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, time.Minute, "ClaimsCopied=False and a Warning Event", func(ctx context.Context) (bool, error) {
+		p, err := getPod(ctx, ns, "with-claim")
+		if err != nil {
+			return false, err
+		}
+		c := condition(p, vnode.ConditionClaimsCopied)
+		if c == nil || c.Status != corev1.ConditionFalse || !strings.Contains(c.Message, "with-claim-data") {
+			return false, fmt.Errorf("condition %+v", c)
+		}
+		evs, err := master.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=with-claim,reason=" + vnode.ReasonClaimsNotCopied})
+		return err == nil && len(evs.Items) > 0 && evs.Items[0].Type == corev1.EventTypeWarning, err
+	})
+	if _, err := remotes[env.Remotes[0].Name].CoreV1().Pods(ns).Get(ctx, "with-claim", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the pod was not delegated: %v", err)
+	}
+}
