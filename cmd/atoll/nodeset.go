@@ -134,7 +134,9 @@ func (n *managerNodes) Remove(ctx context.Context, name string) error {
 // the kubeconfig files of watch mode every credentialFilePoll, until ctx
 // ends; every node whose credentials changed is applied again: it restarts
 // with the new kubeconfig (its pods are adopted again), its declaration
-// unchanged. (Files a kubeconfig file refers to are not looked at.)
+// unchanged. (Files a kubeconfig file refers to are not looked at.) Every
+// credentialFilePoll it also renews the tokens `atoll cluster add` wrote
+// that are due.
 func (n *managerNodes) watchCredentials(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(n.master, 0, informers.WithNamespace(n.namespace))
 	inf := factory.Core().V1().Secrets().Informer()
@@ -153,11 +155,19 @@ func (n *managerNodes) watchCredentials(ctx context.Context) error {
 	defer factory.Shutdown()
 	tick := time.NewTicker(credentialFilePoll)
 	defer tick.Stop()
+	tried := map[string]time.Time{} // renewals, by Secret
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			var secrets []*corev1.Secret
+			for _, obj := range inf.GetStore().List() {
+				if s, ok := obj.(*corev1.Secret); ok {
+					secrets = append(secrets, s)
+				}
+			}
+			n.renewTokens(ctx, secrets, tried)
 			n.reapply(ctx, func(c credentialSource) bool {
 				if c.path == "" {
 					return false

@@ -35,6 +35,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand())
 	root.AddCommand(newNodeCommand())
 	root.AddCommand(newValidateCommand(), newPlanCommand())
-	root.AddCommand(newRunCommand(), newWatchCommand(), newStatusCommand())
+	root.AddCommand(newRunCommand(), newWatchCommand(), newStatusCommand(), newClusterCommand())
 	return root
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 
 	"github.com/atoll-dev/atoll/reconcile"
 )
@@ -50,6 +52,11 @@ type clusterRow struct {
 	Revision      string `json:"revision,omitempty"`
 	LastError     string `json:"lastError,omitempty"`
 	Draining      bool   `json:"draining,omitempty"`
+	// CredentialsExpire and CredentialsRejected are about a token
+	// `atoll cluster add` minted: when it expires, and why the remote
+	// refused to renew it.
+	CredentialsExpire   time.Time `json:"credentialsExpire,omitzero"`
+	CredentialsRejected string    `json:"credentialsRejected,omitempty"`
 }
 
 type statusView struct {
@@ -66,7 +73,7 @@ func runStatus(ctx context.Context, o statusOptions, w io.Writer) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	_, client, err := o.master()
+	cfg, client, err := o.master()
 	if err != nil {
 		return err
 	}
@@ -104,6 +111,13 @@ func runStatus(ctx context.Context, o statusOptions, w io.Writer) error {
 			v.Clusters = append(v.Clusters, clusterRow{Name: n.Name, NodeReady: ready[n.Name], Reason: "NotDeclared"})
 		}
 	}
+	creds := joinedCredentials(cctx, cfg, o.namespace)
+	for i, c := range v.Clusters {
+		if s, ok := creds[c.Name]; ok {
+			_, v.Clusters[i].CredentialsExpire, _ = tokenTimes(&corev1.Secret{ObjectMeta: s})
+			v.Clusters[i].CredentialsRejected = s.Annotations[annotationTokenRejected]
+		}
+	}
 	if done, err := writeOutput(w, o.output, v); done {
 		return err
 	}
@@ -119,7 +133,7 @@ func runStatus(ctx context.Context, o statusOptions, w io.Writer) error {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tREADY\tPODS\tREVISION\tLAST ERROR")
+	fmt.Fprintln(tw, "CLUSTER\tREADY\tPODS\tREVISION\tCREDENTIALS\tLAST ERROR")
 	for _, c := range v.Clusters {
 		state := c.NodeReady
 		if c.Draining {
@@ -127,9 +141,50 @@ func runStatus(ctx context.Context, o statusOptions, w io.Writer) error {
 		} else if c.NodeReady != "True" && c.Reason != "" {
 			state += " (" + c.Reason + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, state, strconv.Itoa(c.DelegatedPods), orDash(shortRev(c.Revision)), orDash(c.LastError))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, state, strconv.Itoa(c.DelegatedPods), orDash(shortRev(c.Revision)),
+			orDash(credentialsState(c, time.Now())), orDash(c.LastError))
 	}
 	return tw.Flush()
+}
+
+// credentialsState says how a token `atoll cluster add` minted stands:
+// "rejected", "expired", "expire in 29d"; "" for other credentials.
+func credentialsState(c clusterRow, now time.Time) string {
+	switch {
+	case c.CredentialsRejected != "":
+		return "rejected"
+	case c.CredentialsExpire.IsZero():
+		return ""
+	case !now.Before(c.CredentialsExpire):
+		return "expired"
+	}
+	d := c.CredentialsExpire.Sub(now)
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("expire in %dd", int(d/(24*time.Hour)))
+	}
+	return "expire in " + d.Round(time.Minute).String()
+}
+
+// joinedCredentials returns, by cluster, the metadata of the kubeconfig
+// Secrets `atoll cluster add` wrote (labelled with the cluster); none when
+// they cannot be listed (a user without the right sees no credentials
+// column, not an error). Only metadata is read, never the kubeconfigs.
+func joinedCredentials(ctx context.Context, cfg *rest.Config, namespace string) map[string]metav1.ObjectMeta {
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil
+	}
+	l, err := mc.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(namespace).List(ctx, metav1.ListOptions{LabelSelector: reconcile.LabelCluster})
+	if err != nil {
+		return nil
+	}
+	out := map[string]metav1.ObjectMeta{}
+	for _, s := range l.Items {
+		if _, ok := s.Annotations[annotationTokenExpires]; ok {
+			out[s.Labels[reconcile.LabelCluster]] = s.ObjectMeta
+		}
+	}
+	return out
 }
 
 func orDash(s string) string {
