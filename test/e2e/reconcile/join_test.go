@@ -21,8 +21,8 @@ import (
 
 // Annotations `atoll cluster add` writes on the kubeconfig Secret.
 const (
-	tokenIssued   = "atoll.dev/token-issued"
-	tokenExpires  = "atoll.dev/token-expires"
+	tokenIssued  = "atoll.dev/token-issued"
+	tokenExpires = "atoll.dev/token-expires"
 )
 
 // TestClusterAdd: `atoll cluster add` joins a remote from an admin
