@@ -83,7 +83,10 @@ func TestLeanRemotePod(t *testing.T) {
 	p.Spec.Containers[0].Args = []string{"--big"}
 	d := int64(60)
 	p.Spec.ActiveDeadlineSeconds = &d
-	p.Spec.Volumes = make([]corev1.Volume, 0)
+	p.Spec.Volumes = []corev1.Volume{
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "web-data"}}},
+	}
 	got, err := leanRemotePod(p)
 	if err != nil {
 		t.Fatal(err)
@@ -95,8 +98,12 @@ func TestLeanRemotePod(t *testing.T) {
 	if lp.Spec.NodeName != testNode || *lp.Spec.ActiveDeadlineSeconds != 60 || lp.Spec.Containers[0].Image != "nginx" || lp.Spec.Containers[0].Name != "c" {
 		t.Errorf("lean spec lost what the sync reads: %+v", lp.Spec)
 	}
-	if lp.Spec.Containers[0].Args != nil || lp.Spec.Volumes != nil {
-		t.Errorf("lean spec kept more than it needs: %+v", lp.Spec)
+	if lp.Spec.Containers[0].Args != nil || len(lp.Spec.Volumes) != 1 || lp.Spec.Volumes[0].Name != "data" {
+		t.Errorf("lean spec kept more than it needs, or lost the claims (%s): %+v", ConditionClaimsCopied, lp.Spec)
+	}
+	p.Spec.Volumes = p.Spec.Volumes[:1]
+	if got, _ := leanRemotePod(p); podOf(got).Spec.Volumes != nil {
+		t.Errorf("a pod without claims keeps volumes: %+v", podOf(got).Spec.Volumes)
 	}
 	if lp.Labels["app"] != "web" || lp.Status.Phase != p.Status.Phase {
 		t.Error("lean pod lost its metadata or status")

@@ -324,8 +324,9 @@ func dropManagedFields(obj any) (any, error) {
 // leanRemotePod is the transform of the remote informers of owned objects:
 // managed fields go, and a pod is kept as a leanPod with of its spec only
 // what the sync reads — the containers' names and images,
-// activeDeadlineSeconds, nodeName. The full spec is the master pod's
-// (test/bench/RESULTS.md has what it saves).
+// activeDeadlineSeconds, nodeName, the volumes that mount claims (for
+// ConditionClaimsCopied; most pods have none). The full spec is the master
+// pod's (test/bench/RESULTS.md has what it saves).
 func leanRemotePod(obj any) (any, error) {
 	obj, err := dropManagedFields(obj)
 	p, ok := obj.(*corev1.Pod)
@@ -335,7 +336,20 @@ func leanRemotePod(obj any) (any, error) {
 	return newLeanPod(p, leanSpec{
 		containers:     leanContainers(p.Spec.Containers),
 		initContainers: leanContainers(p.Spec.InitContainers),
+		volumes:        claimVolumes(p.Spec.Volumes),
 	}), nil
+}
+
+// claimVolumes returns the volumes that mount a PersistentVolumeClaim, nil
+// when none does.
+func claimVolumes(vs []corev1.Volume) []corev1.Volume {
+	var out []corev1.Volume
+	for _, v := range vs {
+		if v.PersistentVolumeClaim != nil {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func leanContainers(cs []corev1.Container) []leanContainer {
