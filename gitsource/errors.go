@@ -69,6 +69,9 @@ func (e *VerificationError) Error() string {
 
 func (e *VerificationError) Unwrap() error { return e.Err }
 
+// RefusedRevision names the refused commit (reconcile.RefusedRevision).
+func (e *VerificationError) RefusedRevision() string { return e.Commit }
+
 func invalidConfig(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 }

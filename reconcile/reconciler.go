@@ -244,6 +244,9 @@ func (r *Reconciler) fetch(ctx context.Context) (again bool) {
 		r.observe(Progress{Kind: ProgressFetchError, Err: err})
 		r.setStatus(func(s *FleetStatus) { s.Error = "fetch: " + err.Error() })
 		r.writeStatus(ctx)
+		if refused, ok := errors.AsType[RefusedRevision](err); ok {
+			r.report(ctx, CommitStatus{Revision: refused.RefusedRevision(), State: StateFailure, Description: truncate("refused: "+firstLine(err.Error()), 140)})
+		}
 		return true
 	}
 	if snap.Revision == r.current {

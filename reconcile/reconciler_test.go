@@ -492,3 +492,37 @@ func TestDrainerRetriesRefusedEvictions(t *testing.T) {
 		t.Errorf("Drain = %v, want ErrDrainTimeout", err)
 	}
 }
+
+// refusedError is a Fetch error refusing a commit, as an unsigned commit's.
+type refusedError struct{ rev string }
+
+func (e refusedError) Error() string           { return "verify commit " + e.rev + ": commit not signed" }
+func (e refusedError) RefusedRevision() string { return e.rev }
+
+// TestRefusedRevisionFailsItsCommit: a source refusing a commit fails that
+// commit's status and leaves what was applied as it is.
+func TestRefusedRevisionFailsItsCommit(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, nil)
+	h.src.set(t, "r1", "add a", fleetOf("a"))
+	h.r.pass(ctx, true)
+	h.nodes.takeCalls()
+
+	h.src.mu.Lock()
+	h.src.err = fmt.Errorf("fetch: %w", refusedError{rev: "r2"})
+	h.src.mu.Unlock()
+	if again := h.r.pass(ctx, true); !again {
+		t.Error("a refused fetch does not ask to retry")
+	}
+	h.rep.mu.Lock()
+	statuses := slices.Clone(h.rep.statuses)
+	h.rep.mu.Unlock()
+	if !slices.ContainsFunc(statuses, func(s CommitStatus) bool {
+		return s.Revision == "r2" && s.State == StateFailure && strings.Contains(s.Description, "refused: fetch: verify commit r2: commit not signed")
+	}) {
+		t.Errorf("statuses = %+v, want r2 failed as refused", statuses)
+	}
+	if calls := h.nodes.takeCalls(); len(calls) != 0 {
+		t.Errorf("calls after a refused revision = %v, want none", calls)
+	}
+}

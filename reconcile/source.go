@@ -19,10 +19,19 @@ type Snapshot struct {
 	Superseded []string
 }
 
+// RefusedRevision is implemented by a Fetch error that refuses a revision
+// outright, for example a commit without a trusted signature: the
+// reconciler marks that commit failed, and applies nothing of it.
+type RefusedRevision interface {
+	error
+	RefusedRevision() string
+}
+
 // Source is where revisions come from.
 type Source interface {
 	// Fetch returns the current revision. On error the reconciler keeps
-	// what it applied last and tries again on the next signal or retry.
+	// what it applied last and tries again on the next signal or retry;
+	// an error that is a RefusedRevision also fails that commit's status.
 	Fetch(ctx context.Context) (Snapshot, error)
 	// Changes signals that Fetch may return something new; signals
 	// coalesce. The source's own Run produces them.

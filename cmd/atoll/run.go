@@ -42,6 +42,8 @@ type runOptions struct {
 	sshKeyFile        string
 	knownHostsFile    string
 	caFile            string
+	openPGPKeyring    string
+	sshAllowedSigners string
 	allowInsecureHTTP bool
 	webhookSecretFile string
 	httpAddr          string
@@ -98,6 +100,8 @@ another (--metrics-addr) serves /metrics and, with --profiling, /debug/pprof/.`,
 	f.StringVar(&o.sshKeyFile, "git-ssh-key-file", "", "file holding the SSH private key")
 	f.StringVar(&o.knownHostsFile, "git-known-hosts-file", "", "known_hosts for SSH (required with SSH)")
 	f.StringVar(&o.caFile, "git-ca-file", "", "PEM CA bundle trusted for HTTPS besides the system roots")
+	f.StringVar(&o.openPGPKeyring, "verify-openpgp-keyring", "", "ASCII-armored OpenPGP public keys: every new commit must carry a signature by one (or by an --verify-ssh-allowed-signers key)")
+	f.StringVar(&o.sshAllowedSigners, "verify-ssh-allowed-signers", "", "git's allowed_signers file: every new commit must carry an SSH signature by one of its keys (or an OpenPGP one)")
 	f.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "allow a plain http:// repository URL (tests only)")
 	f.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret; enables /hooks/git")
 	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address for /healthz, /readyz and /hooks/git")
@@ -175,6 +179,9 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	if gitCfg.CABundle, err = readOptionalFile(o.caFile); err != nil {
 		return err
 	}
+	if gitCfg.Signatures, err = o.signaturePolicy(); err != nil {
+		return err
+	}
 	if st, err := reconcile.ReadStatus(ctx, client, o.namespace); err == nil {
 		gitCfg.LastApplied = st.Applied
 	}
@@ -215,7 +222,7 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		mux.Handle("/hooks/git", hook)
+		mux.Handle("/hooks/git", leaderOnly(&leading, hook))
 	}
 	if o.profiling && o.metricsAddr == "" {
 		return errors.New("--profiling needs --metrics-addr")
@@ -312,6 +319,42 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	}
 	// Lost the lease: exit so that nothing keeps running nodes twice.
 	return errors.Join(errors.New("lost leadership"), runErr)
+}
+
+// signaturePolicy is the policy the --verify-* flags ask for; nil when
+// neither is set (commits are not verified).
+func (o *runOptions) signaturePolicy() (*gitsource.SignaturePolicy, error) {
+	if o.openPGPKeyring == "" && o.sshAllowedSigners == "" {
+		return nil, nil
+	}
+	p := &gitsource.SignaturePolicy{}
+	if o.openPGPKeyring != "" {
+		ring, err := readOptionalFile(o.openPGPKeyring)
+		if err != nil {
+			return nil, fmt.Errorf("--verify-openpgp-keyring: %w", err)
+		}
+		p.OpenPGPKeys = []string{string(ring)}
+	}
+	var err error
+	if p.SSHAllowedSigners, err = readOptionalFile(o.sshAllowedSigners); err != nil {
+		return nil, fmt.Errorf("--verify-ssh-allowed-signers: %w", err)
+	}
+	return p, nil
+}
+
+// leaderOnly passes requests to h while this replica leads; a standby
+// answers 503 with Retry-After, so that the git host delivers the push
+// again (to whichever replica its Service picks) instead of it being
+// accepted and dropped.
+func leaderOnly(leading *atomic.Bool, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !leading.Load() {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "standby replica: only the leader fetches; deliver again", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // gitRunner is a GitSource as a reconcile.Source with Run.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -204,6 +206,15 @@ func TestLeaderElection(t *testing.T) {
 		t.Errorf("standby /healthz = %q, %v", h, err)
 	}
 
+	// A standby takes no push (it would drop it): 503, so that the git host
+	// delivers it again.
+	if code, err := fleettest.PostWebhook(testenv.Context(t), "http://"+addrs[other]+"/hooks/git", "s3cret"); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("webhook to the standby = %d, %v; want 503", code, err)
+	}
+	if code, err := fleettest.PostWebhook(testenv.Context(t), "http://"+addrs[leader]+"/hooks/git", "s3cret"); err != nil || code != http.StatusAccepted {
+		t.Errorf("webhook to the leader = %d, %v; want 202", code, err)
+	}
+
 	// Kill the leader: the other takes over and runs the nodes.
 	replicas[leader].Kill()
 	testenv.WaitFor(t, time.Minute, "replica "+other+" to lead", func(ctx context.Context) (bool, error) {
@@ -266,4 +277,49 @@ func httpGet(ctx context.Context, url string) (string, error) {
 		return string(b), errors.New(resp.Status)
 	}
 	return string(b), err
+}
+
+// TestSignedCommits: `atoll run --verify-ssh-allowed-signers` applies a
+// commit signed by an allowed key; an unsigned commit after it is refused:
+// its status is a failure (a git note here) and nothing of it is applied.
+func TestSignedCommits(t *testing.T) {
+	fleettest.CleanNodes(t, master)
+	ns := atollNamespace(t)
+	fleettest.KubeconfigSecrets(t, master, ns, env.Remotes)
+	keyDir := t.TempDir()
+	key := filepath.Join(keyDir, "signer")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ada@example.com", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := filepath.Join(keyDir, "allowed_signers")
+	writeFile(t, allowed, `ada@example.com namespaces="git" `+string(pub))
+
+	g := newGitRepo(t)
+	g.git("config", "gpg.format", "ssh")
+	g.git("config", "user.signingkey", key)
+	g.git("config", "commit.gpgsign", "true")
+	signed := g.commit(map[string]string{"fleet/remote-1.yaml": secretCluster("remote-1")}, "add remote-1, signed")
+	fleettest.StartAtoll(t, env, atollBin, "run-signed", runArgs(t, g, ns, "signed", fleettest.FreeAddr(t), fleettest.FreeAddr(t),
+		"--verify-ssh-allowed-signers", allowed)...)
+	testenv.WaitFor(t, time.Minute, "remote-1 Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "remote-1") })
+	waitOutcome(t, ns, signed, reconcile.StateSuccess, 30*time.Second)
+
+	g.git("config", "commit.gpgsign", "false")
+	unsigned := g.commit(map[string]string{"fleet/remote-2.yaml": secretCluster("remote-2")}, "add remote-2, unsigned")
+	testenv.WaitFor(t, time.Minute, "a failure note on the unsigned commit", func(ctx context.Context) (bool, error) {
+		g.git("fetch", "-q", "-f", "origin", "refs/notes/atoll:refs/notes/atoll")
+		note := g.gitMaybe("notes", "--ref", "atoll", "show", unsigned)
+		return strings.Contains(note, `"state":"failure"`) && strings.Contains(note, "refused"), nil
+	})
+	if nodes, err := atollNodes(testenv.Context(t)); err != nil || len(nodes) != 1 {
+		t.Errorf("nodes after the unsigned commit = %v (%v), want remote-1 only", nodes, err)
+	}
+	st, err := reconcile.ReadStatus(testenv.Context(t), master, ns)
+	if err != nil || st.Applied != signed || !strings.Contains(st.Error, "commit not signed") {
+		t.Errorf("status = %+v (%v), want %s still applied and the refusal as the error", st, err, signed[:8])
+	}
 }

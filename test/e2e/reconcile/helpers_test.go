@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,6 +129,20 @@ type gitRepo struct {
 
 func (g *gitRepo) git(args ...string) string {
 	g.t.Helper()
+	out, err := g.run(args...)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return out
+}
+
+// gitMaybe is git, returning "" when the command fails.
+func (g *gitRepo) gitMaybe(args ...string) string {
+	out, _ := g.run(args...)
+	return out
+}
+
+func (g *gitRepo) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", args...)
@@ -138,9 +153,9 @@ func (g *gitRepo) git(args ...string) string {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+		return "", fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, errb.String())
 	}
-	return strings.TrimSpace(out.String())
+	return strings.TrimSpace(out.String()), nil
 }
 
 // commit writes files ("" content removes the file), commits with msg and
