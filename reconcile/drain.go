@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/atoll-dev/atoll/vnode"
 )
 
 // DefaultDrainTimeout bounds how long a removed node is drained before it
@@ -108,21 +110,12 @@ func (d *Drainer) pods(ctx context.Context, node string) ([]corev1.Pod, error) {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		if isDaemonSetPod(&p) {
+		if vnode.IsDaemonSetPod(&p) {
 			continue
 		}
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-func isDaemonSetPod(p *corev1.Pod) bool {
-	for _, o := range p.OwnerReferences {
-		if o.Controller != nil && *o.Controller && o.Kind == "DaemonSet" {
-			return true
-		}
-	}
-	return false
 }
 
 // evict asks for one eviction. A pod already gone is not an error; a 429

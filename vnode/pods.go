@@ -64,6 +64,10 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 		if isTerminal(master.Status.Phase) {
 			return 0, nil
 		}
+		if IsDaemonSetPod(master) {
+			v.refuseDaemonSetPod(ctx, master)
+			return 0, nil
+		}
 		// A delegated pod whose copy an earlier namespace mapping made
 		// moves: its copy is made again here, and the old one goes once
 		// this one exists (deleteStray).
@@ -475,6 +479,34 @@ func (v *VirtualNode) reportProblem(ctx context.Context, master *corev1.Pod, con
 	if err := v.writeStatus(ctx, m); err != nil {
 		v.log.Debug("write condition", "namespace", m.Namespace, "name", m.Name, "condition", condType, "err", err)
 	}
+}
+
+// ReasonDaemonSetPod is the reason of ConditionDelegated (False) and of
+// the Warning Event on a DaemonSet's pod bound to a virtual node.
+const ReasonDaemonSetPod = "DaemonSetPod"
+
+// IsDaemonSetPod reports whether a DaemonSet controls the pod.
+func IsDaemonSetPod(p *corev1.Pod) bool {
+	for _, o := range p.OwnerReferences {
+		if o.Controller != nil && *o.Controller && o.Kind == "DaemonSet" {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseDaemonSetPod leaves a DaemonSet's pod undelegated: a virtual node
+// is a whole cluster, and one copy of a per-node agent in it would be
+// neither per node nor what the DaemonSet means. The pod stays Pending
+// with ConditionDelegated False and one Warning Event; nothing fails, so
+// the DaemonSet controller has nothing to replace.
+func (v *VirtualNode) refuseDaemonSetPod(ctx context.Context, master *corev1.Pod) {
+	if c := findCondition(master.Status.Conditions, ConditionDelegated); c != nil && c.Reason == ReasonDaemonSetPod {
+		return
+	}
+	v.reportProblem(ctx, master, ConditionDelegated, ReasonDaemonSetPod,
+		"DaemonSet pods are not delegated: this virtual node is a whole cluster; run the DaemonSet in that cluster itself, or keep it off virtual nodes with a taint it does not tolerate",
+		ReasonDaemonSetPod)
 }
 
 // markRemoteDeleted fails a master pod whose remote copy was deleted outside

@@ -21,6 +21,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -632,5 +633,53 @@ func TestRemoteEventsReemittedOnceAndRateLimited(t *testing.T) {
 	}
 	if forwarded > 1 {
 		t.Fatalf("a burst of 5 re-emitted %d events with burst 1", forwarded)
+	}
+}
+
+// TestDaemonSetPodNotDelegated: a DaemonSet's pod bound to the virtual
+// node gets no copy, ConditionDelegated False and one Warning Event, and
+// stays as it is (no churn: nothing fails, nothing is written again).
+func TestDaemonSetPodNotDelegated(t *testing.T) {
+	b := startNode(t, nil, nil, nil)
+	ctx := context.Background()
+	p := masterPod("agent-x1", "x1")
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "agent", UID: "ds-uid", Controller: ptr.To(true)}}
+	if _, err := b.master.CoreV1().Pods("shop").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var rv string
+	eventually(t, "Delegated=False, reason DaemonSetPod", func() (bool, error) {
+		m, err := getMaster(b, "agent-x1")
+		if err != nil {
+			return false, err
+		}
+		c := findCondition(m.Status.Conditions, ConditionDelegated)
+		rv = m.ResourceVersion
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == ReasonDaemonSetPod && m.Status.Phase == corev1.PodPending, nil
+	})
+	// Synced again and again (as every resync does), the pod is left as it is.
+	eventually(t, "the node's cache to hold the condition", func() (bool, error) {
+		m, err := b.vn.master.pods.get("shop", "agent-x1")
+		return err == nil && m.ResourceVersion == rv, nil
+	})
+	for range 3 {
+		if _, err := b.vn.syncPod(ctx, "shop", "agent-x1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := getMaster(b, "agent-x1"); err != nil || m.ResourceVersion != rv {
+		t.Errorf("the pod was written again (%v)", err)
+	}
+	if _, err := getRemote(b, "shop", "agent-x1"); err == nil {
+		t.Error("a DaemonSet pod was delegated")
+	}
+	var warnings int
+	for len(b.recorder.Events) > 0 {
+		if e := <-b.recorder.Events; contains(e, ReasonDaemonSetPod) {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d %s Events, want 1", warnings, ReasonDaemonSetPod)
 	}
 }

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -313,13 +314,20 @@ func TestSignedCommits(t *testing.T) {
 	testenv.WaitFor(t, time.Minute, "a failure note on the unsigned commit", func(ctx context.Context) (bool, error) {
 		g.git("fetch", "-q", "-f", "origin", "refs/notes/atoll:refs/notes/atoll")
 		note := g.gitMaybe("notes", "--ref", "atoll", "show", unsigned)
-		return strings.Contains(note, `"state":"failure"`) && strings.Contains(note, "refused"), nil
+		var n struct {
+			Statuses map[string]struct{ State, Description string }
+		}
+		if note == "" || json.Unmarshal([]byte(note), &n) != nil {
+			return false, nil
+		}
+		st := n.Statuses["atoll"]
+		return st.State == "failure" && strings.Contains(st.Description, "refused: verify commit "+unsigned+": commit not signed"), nil
 	})
 	if nodes, err := atollNodes(testenv.Context(t)); err != nil || len(nodes) != 1 {
 		t.Errorf("nodes after the unsigned commit = %v (%v), want remote-1 only", nodes, err)
 	}
 	st, err := reconcile.ReadStatus(testenv.Context(t), master, ns)
-	if err != nil || st.Applied != signed || !strings.Contains(st.Error, "commit not signed") {
-		t.Errorf("status = %+v (%v), want %s still applied and the refusal as the error", st, err, signed[:8])
+	if err != nil || st.Applied != signed {
+		t.Errorf("status = %+v (%v), want %s still applied", st, err, signed[:8])
 	}
 }

@@ -763,3 +763,60 @@ func TestClaimsNotCopiedWarned(t *testing.T) {
 		t.Fatalf("the pod was not delegated: %v", err)
 	}
 }
+
+// TestDaemonSetPodsNotDelegated: an unchanged DaemonSet in the master puts
+// a pod on the virtual node; it is not copied to the remote, says why
+// (Delegated=False, a Warning Event) and is left alone: not failed, so the
+// DaemonSet controller does not replace it again and again.
+func TestDaemonSetPodsNotDelegated(t *testing.T) {
+	ctx := testenv.Context(t)
+	ns := namespace(t)
+	node := env.Remotes[0].Name
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "agent"}},
+				Spec: corev1.PodSpec{
+					NodeSelector: map[string]string{corev1.LabelHostname: node},
+					Containers:   []corev1.Container{{Name: "agent", Image: "registry.example/agent:1"}},
+				},
+			},
+		},
+	}
+	if _, err := master.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var first *corev1.Pod
+	testenv.WaitFor(t, time.Minute, "the DaemonSet's pod on "+node+" with Delegated=False and a Warning Event", func(ctx context.Context) (bool, error) {
+		list, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=agent"})
+		if err != nil || len(list.Items) != 1 {
+			return false, err
+		}
+		p := &list.Items[0]
+		c := condition(p, vnode.ConditionDelegated)
+		if p.Spec.NodeName != node || c == nil || c.Status != corev1.ConditionFalse || c.Reason != vnode.ReasonDaemonSetPod {
+			return false, fmt.Errorf("pod on %q, condition %+v", p.Spec.NodeName, c)
+		}
+		first = p
+		evs, err := master.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name + ",reason=" + vnode.ReasonDaemonSetPod})
+		return err == nil && len(evs.Items) == 1 && evs.Items[0].Type == corev1.EventTypeWarning, err
+	})
+	if l, err := remotes[node].CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
+		t.Fatalf("remote pods in %s: %d (%v), want none", ns, len(l.Items), err)
+	}
+	// No churn: the same pod, Pending, after the DaemonSet controller has
+	// seen its status (observedGeneration and the pod counted, unavailable).
+	testenv.WaitFor(t, time.Minute, "the DaemonSet to count its pod, unavailable", func(ctx context.Context) (bool, error) {
+		d, err := master.AppsV1().DaemonSets(ns).Get(ctx, "agent", metav1.GetOptions{})
+		return err == nil && d.Status.ObservedGeneration == d.Generation && d.Status.CurrentNumberScheduled == 1 && d.Status.NumberUnavailable == 1, err
+	})
+	p, err := getPod(ctx, ns, first.Name)
+	if err != nil {
+		t.Fatalf("the DaemonSet's pod is gone: %v", err)
+	}
+	if p.UID != first.UID || p.Status.Phase != corev1.PodPending {
+		t.Errorf("the DaemonSet's pod changed: UID %s (was %s), phase %s", p.UID, first.UID, p.Status.Phase)
+	}
+}
