@@ -332,16 +332,25 @@ func changedImages(cur, want []corev1.Container) []containerImage {
 
 // syncDeletion handles a master pod marked for deletion: delete the remote
 // copy with the pod's grace period, and remove the master pod only once the
-// copy is gone — or once the grace period is over while the remote is
-// unreachable (then the copy is collected when the remote returns).
+// copy is gone. While the remote does not answer, the copy's fate is
+// unknown and the master pod stays, terminating, as a kubelet's pod does on
+// a lost node: a ReplicaSet replaces it at once (terminating pods do not
+// count), a StatefulSet waits, so two pods never hold one identity. The
+// master pod goes without its copy's end only when an operator says that
+// copy is dead: the node.kubernetes.io/out-of-service taint on the Node
+// (the copy is then deleted when the remote returns), or when the node is
+// removed (the master's pod garbage collector then deletes its pods).
 func (v *VirtualNode) syncDeletion(ctx context.Context, master, remote *corev1.Pod) (time.Duration, error) {
 	remoteNS := v.ns.Remote(master.Namespace)
-	pastGrace := time.Now().After(master.DeletionTimestamp.Time)
 	if !v.healthy.Load() {
-		if pastGrace {
+		if time.Now().Before(master.DeletionTimestamp.Time) {
+			return time.Until(master.DeletionTimestamp.Time) + time.Second, nil
+		}
+		if v.outOfService() {
 			return 0, v.forceDeleteMaster(ctx, master)
 		}
-		return time.Until(master.DeletionTimestamp.Time) + time.Second, nil
+		v.reportCopyFateUnknown(ctx, master)
+		return terminatingRecheck, nil
 	}
 	if remote == nil {
 		live, err := v.getRemotePod(ctx, remoteNS, master.Name)
@@ -372,6 +381,32 @@ func (v *VirtualNode) syncDeletion(ctx context.Context, master, remote *corev1.P
 		v.log.Debug("status of terminating pod", "namespace", master.Namespace, "name", master.Name, "err", err)
 	}
 	return terminatingRecheck, nil
+}
+
+// outOfService reports whether this node's Node carries the
+// node.kubernetes.io/out-of-service taint (any effect).
+func (v *VirtualNode) outOfService() bool {
+	n, err := v.master.nodes.Lister().Get(v.name)
+	if err != nil {
+		return false
+	}
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeOutOfService {
+			return true
+		}
+	}
+	return false
+}
+
+// reportCopyFateUnknown says once, on a terminating master pod past its
+// grace period, why it is still there.
+func (v *VirtualNode) reportCopyFateUnknown(ctx context.Context, master *corev1.Pod) {
+	if c := findCondition(master.Status.Conditions, ConditionRemoteReachable); c != nil && c.Reason == ReasonCopyFateUnknown {
+		return
+	}
+	v.reportProblem(ctx, master, ConditionRemoteReachable, ReasonCopyFateUnknown,
+		"the remote cluster does not answer, so whether this pod's copy still runs is unknown: the pod is removed once the remote confirms the copy is gone, or at once if the node gets the "+corev1.TaintNodeOutOfService+" taint",
+		ReasonCopyFateUnknown)
 }
 
 // forceDeleteMaster removes the master pod (grace 0) with a UID precondition.

@@ -30,10 +30,17 @@ const (
 	// PersistentVolumeClaims: Atoll does not copy claims (nor their data),
 	// the remote cluster must hold claims of those names itself.
 	ConditionClaimsCopied corev1.PodConditionType = "atoll.dev/ClaimsCopied"
+	// ConditionRemoteReachable is False on a terminating pod whose remote
+	// does not answer: whether its copy still runs is unknown, so the pod
+	// stays on the master (see syncDeletion).
+	ConditionRemoteReachable corev1.PodConditionType = "atoll.dev/RemoteReachable"
 
 	// ReasonRemoteDeleted is the master pod's status reason when its remote
 	// copy was deleted outside Atoll.
 	ReasonRemoteDeleted = "RemoteDeleted"
+	// ReasonCopyFateUnknown is ConditionRemoteReachable's reason (and the
+	// Warning Event's) while a terminating pod waits for its remote.
+	ReasonCopyFateUnknown = "CopyFateUnknown"
 )
 
 const atollConditionPrefix = "atoll.dev/"

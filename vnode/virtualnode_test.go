@@ -683,3 +683,109 @@ func TestDaemonSetPodNotDelegated(t *testing.T) {
 		t.Errorf("%d %s Events, want 1", warnings, ReasonDaemonSetPod)
 	}
 }
+
+// TestTerminatingPodWaitsForLostRemote: a master pod deleted while its
+// remote does not answer stays on the master past its grace period (its
+// copy may still run), says why once, and goes when the remote confirms
+// the copy gone, or at once when the Node gets the out-of-service taint.
+func TestTerminatingPodWaitsForLostRemote(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// release ends the wait: the remote answers again, or the
+		// operator marks the node out of service.
+		release func(t *testing.T, b *testBed, down *atomic.Bool)
+		// wantCopy: whether the remote copy is still there once the
+		// master pod is gone.
+		wantCopy bool
+	}{
+		{name: "remote returns", release: func(_ *testing.T, _ *testBed, down *atomic.Bool) { down.Store(false) }},
+		{name: "out of service", wantCopy: true, release: func(t *testing.T, b *testBed, _ *atomic.Bool) {
+			n, err := b.master.CoreV1().Nodes().Get(context.Background(), testNode, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute})
+			if _, err := b.master.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var down atomic.Bool
+			b := startNode(t, nil, nil, func(_, remote *fake.Clientset) {
+				remote.PrependReactor("get", "version", func(k8stesting.Action) (bool, runtime.Object, error) {
+					if down.Load() {
+						return true, nil, errors.New("connection refused")
+					}
+					return false, nil, nil
+				})
+			})
+			ctx := context.Background()
+			if _, err := b.master.CoreV1().Pods("shop").Create(ctx, masterPod("db-0", "d0"), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "master pod marked Delegated", func() (bool, error) {
+				m, err := getMaster(b, "db-0")
+				return err == nil && hasCondition(m, ConditionDelegated), err
+			})
+			down.Store(true)
+			eventually(t, "the remote seen as unreachable", func() (bool, error) {
+				return !b.vn.healthy.Load(), nil
+			})
+			// Deleted (as taint eviction does) with its grace period over.
+			m, err := getMaster(b, "db-0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.DeletionTimestamp = &metav1.Time{Time: time.Now().Add(-time.Second)}
+			m.DeletionGracePeriodSeconds = ptr.To(int64(0))
+			if _, err := b.master.CoreV1().Pods("shop").Update(ctx, m, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "RemoteReachable=False CopyFateUnknown on the master pod", func() (bool, error) {
+				m, err := getMaster(b, "db-0")
+				if err != nil {
+					return false, err
+				}
+				c := findCondition(m.Status.Conditions, ConditionRemoteReachable)
+				return c != nil && c.Status == corev1.ConditionFalse && c.Reason == ReasonCopyFateUnknown, nil
+			})
+			// Synced again (as the recheck does), the pod stays.
+			eventually(t, "the node's cache to hold the condition", func() (bool, error) {
+				m, err := b.vn.master.pods.get("shop", "db-0")
+				return err == nil && findCondition(m.Status.Conditions, ConditionRemoteReachable) != nil, nil
+			})
+			for range 3 {
+				if _, err := b.vn.syncPod(ctx, "shop", "db-0"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := getMaster(b, "db-0"); err != nil {
+				t.Fatalf("the master pod of a lost remote was deleted: %v", err)
+			}
+			for _, a := range b.master.Actions() {
+				if a.GetVerb() == "delete" && a.GetResource().Resource == "pods" {
+					t.Fatalf("master pod deleted while its copy's fate is unknown: %v", a)
+				}
+			}
+			var warnings int
+			for len(b.recorder.Events) > 0 {
+				if e := <-b.recorder.Events; contains(e, ReasonCopyFateUnknown) {
+					warnings++
+				}
+			}
+			if warnings != 1 {
+				t.Errorf("%d %s Events, want 1", warnings, ReasonCopyFateUnknown)
+			}
+
+			tc.release(t, b, &down)
+			eventually(t, "master pod removed", func() (bool, error) {
+				_, err := getMaster(b, "db-0")
+				return apierrors.IsNotFound(err), nil
+			})
+			if _, err := getRemote(b, "shop", "db-0"); (err == nil) != tc.wantCopy {
+				t.Errorf("remote copy there = %v once the master pod is gone, want %v", err == nil, tc.wantCopy)
+			}
+		})
+	}
+}

@@ -103,8 +103,8 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func(ctx con
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		ok, err := cond(cctx)
-		if err != nil {
-			last = err
+		if err != nil && ctx.Err() == nil {
+			last = err // not the error of a call the timeout cut short
 		}
 		return ok, nil
 	})

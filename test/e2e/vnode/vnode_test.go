@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/atoll-dev/atoll/test/fleettest"
@@ -507,26 +509,72 @@ func TestRemoteSchedulingFailureShown(t *testing.T) {
 	})
 }
 
+// TestRemoteUnreachable stops a remote's apiserver. Nothing is deleted
+// while it is away. Pods Kubernetes' taint eviction deletes meanwhile stay
+// on the master, terminating, since their copies may still run: a
+// ReplicaSet replaces its pod at once, a StatefulSet waits until the
+// operator marks the node out of service. When the remote returns, the
+// evicted pods' copies are deleted, then their master pods.
 func TestRemoteUnreachable(t *testing.T) {
 	ctx := testenv.Context(t)
 	ns := namespace(t)
 	cluster := env.Remotes[1]
 	node := cluster.Name
-	if _, err := master.CoreV1().Pods(ns).Create(ctx, simplePod(ns, "survivor", node), metav1.CreateOptions{}); err != nil {
+	// The survivor tolerates the out-of-service taint this test puts on
+	// the node for a while, and an unready node for the default 300s.
+	survivor := simplePod(ns, "survivor", node)
+	survivor.Spec.Tolerations = []corev1.Toleration{{Key: corev1.TaintNodeOutOfService, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+	if _, err := master.CoreV1().Pods(ns).Create(ctx, survivor, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// This one tolerates an unready node for 2s only: Kubernetes' taint
-	// eviction moves it while the remote is away.
-	evicted := simplePod(ns, "evicted", node)
-	evicted.Spec.TerminationGracePeriodSeconds = ptr.To(int64(1))
-	evicted.Spec.Tolerations = []corev1.Toleration{
-		{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(int64(2))},
-		{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(int64(2))},
+	// These tolerate an unready node for 2s only: taint eviction deletes
+	// them while the remote is away.
+	evictable := func(p corev1.PodSpec) corev1.PodSpec {
+		p.TerminationGracePeriodSeconds = ptr.To(int64(1))
+		p.Tolerations = []corev1.Toleration{
+			{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(int64(2))},
+			{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(int64(2))},
+		}
+		return p
 	}
+	evicted := simplePod(ns, "evicted", node)
+	evicted.Spec = evictable(evicted.Spec)
 	if _, err := master.CoreV1().Pods(ns).Create(ctx, evicted, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	template := func(app string) corev1.PodTemplateSpec {
+		p := simplePod(ns, app, "")
+		p.Spec.NodeSelector = map[string]string{vnode.LabelCluster: node}
+		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: p.Labels}, Spec: evictable(p.Spec)}
+	}
+	selector := func(app string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
+	}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "stateless", Namespace: ns},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(int32(1)), Selector: selector("stateless"), Template: template("stateless")}}
+	if _, err := master.AppsV1().ReplicaSets(ns).Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
+		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(int32(1)), Selector: selector("db"), Template: template("db")}}
+	if _, err := master.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running := func(ctx context.Context, app string) ([]corev1.Pod, error) {
+		l, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		if err != nil {
+			return nil, err
+		}
+		var out []corev1.Pod
+		for _, p := range l.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				out = append(out, p)
+			}
+		}
+		return out, nil
+	}
 	var before, evictedRemote *corev1.Pod
+	var stateless, db corev1.Pod
 	testenv.WaitFor(t, 2*time.Minute, "pods Running", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "survivor")
 		if err != nil || p.Status.Phase != corev1.PodRunning {
@@ -535,6 +583,13 @@ func TestRemoteUnreachable(t *testing.T) {
 		e, err := getPod(ctx, ns, "evicted")
 		if err != nil || e.Status.Phase != corev1.PodRunning {
 			return false, err
+		}
+		for app, into := range map[string]*corev1.Pod{"stateless": &stateless, "db": &db} {
+			l, err := running(ctx, app)
+			if err != nil || len(l) != 1 {
+				return false, err
+			}
+			*into = l[0]
 		}
 		if before, err = remotePod(ctx, p); err != nil {
 			return false, err
@@ -557,10 +612,48 @@ func TestRemoteUnreachable(t *testing.T) {
 		return err == nil && !fleettest.IsNodeReady(n), err
 	})
 	t.Logf("node NotReady %s after the remote apiserver began to stop", time.Since(stopped).Round(time.Second))
-	testenv.WaitFor(t, 2*time.Minute, "the non-tolerating pod evicted from the master", func(ctx context.Context) (bool, error) {
-		_, err := getPod(ctx, ns, "evicted")
-		return apierrors.IsNotFound(err), err
+	// Evicted, past their grace period, and still there: Atoll says why.
+	for _, name := range []string{"evicted", stateless.Name, db.Name} {
+		testenv.WaitFor(t, 2*time.Minute, name+" evicted and held: RemoteReachable=False", func(ctx context.Context) (bool, error) {
+			p, err := getPod(ctx, ns, name)
+			if err != nil {
+				return false, err
+			}
+			if c := condition(p, vnode.ConditionRemoteReachable); c == nil || c.Status != corev1.ConditionFalse || c.Reason != vnode.ReasonCopyFateUnknown {
+				return false, fmt.Errorf("deletionTimestamp %v, RemoteReachable %+v", p.DeletionTimestamp, c)
+			}
+			return p.DeletionTimestamp != nil && time.Now().After(p.DeletionTimestamp.Time), nil
+		})
+	}
+	// The ReplicaSet has replaced its pod (the replacement waits for a
+	// node); the StatefulSet has not: its one pod is still the one it had.
+	testenv.WaitFor(t, time.Minute, "the ReplicaSet's replacement", func(ctx context.Context) (bool, error) {
+		l, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=stateless"})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range l.Items {
+			if p.UID != stateless.UID && p.DeletionTimestamp == nil {
+				return true, nil
+			}
+		}
+		return false, nil
 	})
+	if p, err := getPod(ctx, ns, db.Name); err != nil || p.UID != db.UID {
+		t.Fatalf("the StatefulSet's pod of a lost remote was replaced (%v): two pods could hold one identity", err)
+	}
+	// The operator declares the remote's pods dead: the StatefulSet's
+	// pod goes and the StatefulSet makes it again.
+	setOutOfService(t, node, true)
+	testenv.WaitFor(t, time.Minute, "the StatefulSet's pod made again", func(ctx context.Context) (bool, error) {
+		p, err := getPod(ctx, ns, db.Name)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && p.UID != db.UID, err
+	})
+	setOutOfService(t, node, false)
+
 	if err := cluster.StartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +662,8 @@ func TestRemoteUnreachable(t *testing.T) {
 		t.Fatalf("node Ready again: %v", err)
 	}
 	// Nothing was deleted while the remote was away: the survivor is the
-	// same pod; the evicted pod's copy is collected now that it is back.
+	// same pod; the evicted pod's copy is collected now that it is back,
+	// and then its master pod goes.
 	after, err := remotes[node].CoreV1().Pods(ns).Get(ctx, "survivor", metav1.GetOptions{})
 	if err != nil || after.UID != before.UID || after.DeletionTimestamp != nil {
 		t.Fatalf("remote pod not intact: %v", err)
@@ -578,16 +672,98 @@ func TestRemoteUnreachable(t *testing.T) {
 	if err != nil || p.DeletionTimestamp != nil {
 		t.Fatalf("master pod not intact: %v", err)
 	}
-	testenv.WaitFor(t, 90*time.Second, "the evicted pod's remote copy collected", func(ctx context.Context) (bool, error) {
+	testenv.WaitFor(t, 90*time.Second, "the evicted pod's remote copy collected, then its master pod", func(ctx context.Context) (bool, error) {
 		r, err := remotes[node].CoreV1().Pods(ns).Get(ctx, "evicted", metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return true, nil
-		}
-		if err == nil && r.UID != evictedRemote.UID {
+		switch {
+		case err == nil && r.UID != evictedRemote.UID:
 			return false, fmt.Errorf("a different pod named evicted exists remotely")
+		case err == nil:
+			return false, nil
+		case !apierrors.IsNotFound(err):
+			return false, err
 		}
-		return false, err
+		_, err = getPod(ctx, ns, "evicted")
+		return apierrors.IsNotFound(err), nil
 	})
+	// Each workload's one live pod is delegated again: the StatefulSet's
+	// new pod has a copy of its own (the old copy, made by the pod the
+	// out-of-service taint removed, was replaced).
+	testenv.WaitFor(t, 2*time.Minute, "each workload's live pod delegated", func(ctx context.Context) (bool, error) {
+		for _, app := range []string{"stateless", "db"} {
+			l, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+			if err != nil {
+				return false, err
+			}
+			var live []corev1.Pod
+			for _, p := range l.Items {
+				if p.DeletionTimestamp == nil {
+					live = append(live, p)
+				}
+			}
+			if len(live) != 1 || live[0].Spec.NodeName != node {
+				return false, podsOf(ctx, ns, "app="+app, nil)
+			}
+			r, err := remotePod(ctx, &live[0])
+			if err != nil || r.Labels[vnode.LabelOriginUID] != string(live[0].UID) {
+				return false, podsOf(ctx, ns, "app="+app, err)
+			}
+		}
+		return true, nil
+	})
+}
+
+// podsOf returns err, or an error listing the master pods of selector in
+// ns with their phase, node and deletion: what a wait for them last saw.
+func podsOf(ctx context.Context, ns, selector string, err error) error {
+	if err != nil {
+		return err
+	}
+	l, err := master.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, p := range l.Items {
+		fmt.Fprintf(&b, "%s %s on %q deleting=%v", p.Name, p.Status.Phase, p.Spec.NodeName, p.DeletionTimestamp != nil)
+		for _, c := range p.Status.Conditions {
+			fmt.Fprintf(&b, " %s=%s(%s)", c.Type, c.Status, c.Reason)
+		}
+		if r, err := remotePod(ctx, &p); err == nil {
+			fmt.Fprintf(&b, " (remote: %s on %q", r.Status.Phase, r.Spec.NodeName)
+			for _, c := range r.Status.Conditions {
+				fmt.Fprintf(&b, " %s=%s(%s)", c.Type, c.Status, c.Reason)
+			}
+			b.WriteString(")")
+		}
+		b.WriteString("; ")
+	}
+	return fmt.Errorf("%s: %s", selector, b.String())
+}
+
+// setOutOfService puts the node.kubernetes.io/out-of-service taint on a
+// node or takes it off again (and off at the end of the test).
+func setOutOfService(t *testing.T, node string, on bool) {
+	t.Helper()
+	update := func(ctx context.Context, on bool) error {
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			n, err := master.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			n.Spec.Taints = slices.DeleteFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeOutOfService })
+			if on {
+				n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute})
+			}
+			_, err = master.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+			return err
+		})
+	}
+	if err := update(testenv.Context(t), on); err != nil {
+		t.Fatal(err)
+	}
+	if on {
+		t.Cleanup(func() { _ = update(context.Background(), false) })
+	}
 }
 
 // TestRestartDuringChurn kills the node process (SIGKILL) in the middle of
