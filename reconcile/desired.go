@@ -180,10 +180,13 @@ func desiredNodes(f *Fleet) ([]NodeSpec, ErrorList) {
 			n.Capacity.Memory = minQuantity(n.Capacity.Memory, pc.Memory)
 			n.Capacity.Pods = minQuantity(n.Capacity.Pods, pc.Pods)
 			if p.Spec.TolerateIn != nil {
-				t := slices.Clone(p.Spec.Node.Taints)
+				t := withProviderTaint(slices.Clone(p.Spec.Node.Taints))
 				sortTaints(t)
 				n.TolerateIn = append(n.TolerateIn, TolerationRule{Policy: p.Metadata.Name, NamespaceSelector: cp.nsSel, Taints: t})
 			}
+		}
+		if c.Spec.ProviderTaint == nil || *c.Spec.ProviderTaint {
+			n.Taints = withProviderTaint(n.Taints)
 		}
 		sortTaints(n.Taints)
 		n.Capacity = cloneCapacity(n.Capacity)
@@ -215,4 +218,22 @@ func clusterList(names []string) string {
 // sortNodes orders NodeSpecs by name.
 func sortNodes(n []NodeSpec) {
 	slices.SortFunc(n, func(a, b NodeSpec) int { return cmp.Compare(a.Name, b.Name) })
+}
+
+// ProviderTaint is the taint every virtual node carries unless its Cluster
+// sets providerTaint: false. Pods that do not tolerate it stay off virtual
+// nodes: a DaemonSet or a workload of the master's own is not sent to a
+// remote cluster by accident. Every tolerateIn rule tolerates it, so the
+// namespaces a policy opts in run there unchanged.
+var ProviderTaint = Taint{Key: "virtual-kubelet.io/provider", Value: "atoll", Effect: TaintEffectNoSchedule}
+
+// withProviderTaint adds ProviderTaint to taints unless a taint of its key
+// and effect is there already (declared with another value: that one stays).
+func withProviderTaint(taints []Taint) []Taint {
+	for _, t := range taints {
+		if t.Key == ProviderTaint.Key && t.Effect == ProviderTaint.Effect {
+			return taints
+		}
+	}
+	return append(taints, ProviderTaint)
 }

@@ -61,8 +61,20 @@ spec:
 			name:  "cluster alone: declared values and defaults",
 			files: map[string]string{"a.yaml": clusterA},
 			want: map[string]want{"a": {
+				taints:   []string{"virtual-kubelet.io/provider=atoll:NoSchedule"},
 				capacity: "none", namespaces: "Same", credentials: "secret a-kubeconfig key kubeconfig",
 			}},
+		},
+		{
+			name: "providerTaint: false leaves the provider taint off; a declared one of its key stays as declared",
+			files: map[string]string{
+				"a.yaml": clusterA + "  providerTaint: false\n",
+				"b.yaml": "apiVersion: atoll.dev/v1alpha1\nkind: Cluster\nmetadata: {name: b}\nspec:\n  credentials: {path: b.yaml}\n  node:\n    taints: [{key: virtual-kubelet.io/provider, value: other, effect: NoSchedule}]\n",
+			},
+			want: map[string]want{
+				"a": {capacity: "none", namespaces: "Same", credentials: "secret a-kubeconfig key kubeconfig"},
+				"b": {taints: []string{"virtual-kubelet.io/provider=other:NoSchedule"}, capacity: "none", namespaces: "Same", credentials: "path b.yaml"},
+			},
 		},
 		{
 			name:  "policies merge: same values dedupe, caps take the smallest",
@@ -70,16 +82,16 @@ spec:
 			want: map[string]want{
 				"a": {
 					labels:      map[string]string{"accelerator": "nvidia", "managed": "yes"},
-					taints:      []string{"gpu=true:NoSchedule"},
+					taints:      []string{"gpu=true:NoSchedule", "virtual-kubelet.io/provider=atoll:NoSchedule"},
 					capacity:    "cpu=2, pods=50",
 					namespaces:  "Same",
 					credentials: "secret a-kubeconfig key kubeconfig",
-					tolerateIn:  []string{"namespaces team=ml tolerate gpu=true:NoSchedule"},
+					tolerateIn:  []string{"namespaces team=ml tolerate gpu=true:NoSchedule,virtual-kubelet.io/provider=atoll:NoSchedule"},
 					policies:    []string{"gpu", "regions"},
 				},
 				"b": {
 					labels:      map[string]string{"accelerator": "nvidia", "managed": "yes", "plain": "true"},
-					taints:      []string{"b-only:PreferNoSchedule", "gpu=true:NoSchedule"},
+					taints:      []string{"b-only:PreferNoSchedule", "gpu=true:NoSchedule", "virtual-kubelet.io/provider=atoll:NoSchedule"},
 					capacity:    "cpu=2, memory=8Gi, pods=50",
 					cordon:      true,
 					namespaces:  "Prefix hub-",

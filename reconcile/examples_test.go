@@ -41,8 +41,8 @@ func TestExampleFleet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(f.Policies) != 1 {
-				t.Errorf("%d placement policies, want 1", len(f.Policies))
+			if len(f.Policies) != 2 {
+				t.Errorf("%d placement policies, want 2", len(f.Policies))
 			}
 			var names, creds []string
 			for _, n := range nodes {
@@ -55,8 +55,11 @@ func TestExampleFleet(t *testing.T) {
 			if !slices.Equal(creds, tt.wantCreds) {
 				t.Errorf("credentials %q, want %q", creds, tt.wantCreds)
 			}
-			if !slices.Equal(nodes[0].Policies, []string{"gpu"}) || len(nodes[0].TolerateIn) != 1 {
-				t.Errorf("remote-1: policies %v, tolerateIn %v; want the gpu policy", nodes[0].Policies, nodes[0].TolerateIn)
+			if !slices.Equal(nodes[0].Policies, []string{"delegate", "gpu"}) || len(nodes[0].TolerateIn) != 2 {
+				t.Errorf("remote-1: policies %v, tolerateIn %v; want the delegate and gpu policies", nodes[0].Policies, nodes[0].TolerateIn)
+			}
+			if !slices.Equal(nodes[1].Policies, []string{"delegate"}) || !slices.Contains(nodes[1].Taints, ProviderTaint) {
+				t.Errorf("remote-2: policies %v, taints %v; want the delegate policy and the provider taint", nodes[1].Policies, nodes[1].Taints)
 			}
 		})
 	}

@@ -220,7 +220,7 @@ func TestReconcilerAddsUpdatesRemoves(t *testing.T) {
 	if got, want := h.nodes.takeCalls(), []string{"update a"}; !slices.Equal(got, want) {
 		t.Errorf("calls = %v, want %v", got, want)
 	}
-	if got := h.nodes.nodes["a"].Taints; len(got) != 1 || got[0].Key != "dedicated" {
+	if got := h.nodes.nodes["a"].Taints; len(got) != 2 || got[0].Key != "dedicated" || got[1] != ProviderTaint {
 		t.Errorf("taints = %v", got)
 	}
 	if got := h.rep.last().Description; got != "2 nodes ready · ~1 updated" {

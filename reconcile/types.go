@@ -39,6 +39,9 @@ type ClusterSpec struct {
 	Namespaces  NamespacePolicy `json:"namespaces,omitempty"`
 	// Cordon marks the node unschedulable; running pods stay.
 	Cordon bool `json:"cordon,omitempty"`
+	// ProviderTaint false leaves ProviderTaint off the node, so that any
+	// pod may be scheduled there (default true).
+	ProviderTaint *bool `json:"providerTaint,omitempty"`
 }
 
 // Credentials locate the remote's kubeconfig. Exactly one of SecretRef and

@@ -240,9 +240,6 @@ func validatePolicySpec(p *PlacementPolicy, add func(*FieldError)) {
 		for _, e := range selectorErrors(&t.NamespaceSelector) {
 			add(d.errorf(tp.child("namespaceSelector").append(e.path...), "%s", e.msg))
 		}
-		if len(p.Spec.Node.Taints) == 0 {
-			add(d.errorf(tp, "has nothing to tolerate: spec.node.taints is empty"))
-		}
 	}
 }
 

@@ -211,7 +211,6 @@ spec: {}
 			wantErr: []string{
 				`p.yaml:7: spec.clusterSelector.matchExpressions[0]: unsupported operator "Maybe": want In, NotIn, Exists or DoesNotExist`,
 				`p.yaml:8: spec.clusterSelector.matchExpressions[1]: invalid requirement: values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty`,
-				`p.yaml:9: spec.tolerateIn: has nothing to tolerate: spec.node.taints is empty`,
 				`p.yaml:10: spec.tolerateIn.namespaceSelector.matchLabels[team/]: invalid label key "team/": name part must be non-empty`,
 				`p.yaml:10: spec.tolerateIn.namespaceSelector.matchLabels[team/]: invalid label key "team/": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`,
 				`p.yaml:15: spec.clusterSelector: required (use {} to pick every cluster)`,

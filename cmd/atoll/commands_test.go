@@ -40,7 +40,7 @@ func TestValidateCommand(t *testing.T) {
 		wantStderr string // substring
 	}{
 		{name: "valid fleet", args: []string{"validate", "testdata/fleet-head"}, wantStdout: "testdata/fleet-head is valid: 3 clusters, 1 placement policy"},
-		{name: "example prod overlay in git mode", args: []string{"validate", "../../examples/fleet/overlays/prod"}, wantStdout: "is valid: 2 clusters, 1 placement policy"},
+		{name: "example prod overlay in git mode", args: []string{"validate", "../../examples/fleet/overlays/prod"}, wantStdout: "is valid: 2 clusters, 2 placement policies"},
 		{name: "example dev overlay in watch mode", args: []string{"validate", "--mode", "watch", "../../examples/fleet/overlays/dev"}, wantStdout: "is valid: 2 clusters"},
 		{name: "example dev overlay in git mode", args: []string{"validate", "../../examples/fleet/overlays/dev"}, wantCode: 1,
 			wantStderr: "examples/fleet/base/clusters/remote-1.yaml:9: spec.credentials.path: a kubeconfig path is allowed in watch mode only"},

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/atoll-dev/atoll/admission"
 	"github.com/atoll-dev/atoll/reconcile"
 	"github.com/atoll-dev/atoll/vnode"
 )
@@ -38,8 +39,11 @@ type fleetRuntime struct {
 	allowExec bool
 	// background runs beside the nodes, e.g. the commit-status queue.
 	background map[string]func(context.Context) error
-	registry   prometheus.Registerer
-	log        *slog.Logger
+	// admission, if set, keeps the admission webhook's configuration
+	// matching the declared tolerateIn rules.
+	admission *admission.Configurer
+	registry  prometheus.Registerer
+	log       *slog.Logger
 	// onReady, if set, receives the reconciler once it is built.
 	onReady func(*reconcile.Reconciler)
 }
@@ -67,6 +71,9 @@ func (f *fleetRuntime) run(ctx context.Context) error {
 	cfg := f.reconcile
 	cfg.Source = f.source
 	nodes := &managerNodes{m: m, master: f.master, namespace: f.namespace, timeout: 15 * time.Second, log: f.log.With("component", "credentials"), allowExec: f.allowExec}
+	if f.admission != nil {
+		nodes.rules = admission.NewRuleSet()
+	}
 	cfg.Nodes = nodes
 	cfg.Master = f.master
 	cfg.Namespace = f.namespace
@@ -97,6 +104,9 @@ func (f *fleetRuntime) run(ctx context.Context) error {
 	start("kubelet API", kubeletAPI.Run)
 	start("source", f.source.Run)
 	start("credentials", nodes.watchCredentials)
+	if f.admission != nil {
+		start("admission webhook configuration", func(ctx context.Context) error { return f.admission.Run(ctx, nodes.rules, r.Ready()) })
+	}
 	for name, run := range f.background {
 		start(name, run)
 	}

@@ -120,7 +120,7 @@ func runNode(ctx context.Context, o nodeOptions, stderr interface{ Write([]byte)
 	if o.metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		stop, err := serveHTTP(o.metricsAddr, mux, logger)
+		stop, err := serveHTTP(o.metricsAddr, mux, nil, logger)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}

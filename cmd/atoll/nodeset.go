@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/atoll-dev/atoll/admission"
 	"github.com/atoll-dev/atoll/reconcile"
 	"github.com/atoll-dev/atoll/vnode"
 )
@@ -44,6 +45,9 @@ type managerNodes struct {
 	mu sync.Mutex
 	// creds are, per running node, where its credentials were read from.
 	creds map[string]credentialSource
+	// rules, if set, collects the declared nodes' tolerateIn rules for
+	// the admission webhook.
+	rules *admission.RuleSet
 }
 
 // credentialSource says where a node's credentials were read from — a
@@ -64,6 +68,7 @@ var _ reconcile.NodeSet = (*managerNodes)(nil)
 func (n *managerNodes) Add(ctx context.Context, spec reconcile.NodeSpec) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.declared(spec.Name, admissionRules(spec))
 	vs, version, err := n.vnodeSpec(ctx, spec)
 	if err != nil {
 		return err
@@ -79,6 +84,7 @@ func (n *managerNodes) Add(ctx context.Context, spec reconcile.NodeSpec) error {
 func (n *managerNodes) Update(ctx context.Context, spec reconcile.NodeSpec) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.declared(spec.Name, admissionRules(spec))
 	vs, version, err := n.vnodeSpec(ctx, spec)
 	if err != nil {
 		return err
@@ -89,6 +95,14 @@ func (n *managerNodes) Update(ctx context.Context, spec reconcile.NodeSpec) erro
 	}
 	n.applied(spec, version, err)
 	return err
+}
+
+// declared records a declared node's tolerateIn rules, whether or not the
+// node starts: they are the declaration's, and the webhook serves them.
+func (n *managerNodes) declared(name string, rules []admission.Rule) {
+	if n.rules != nil {
+		n.rules.Set(name, rules)
+	}
 }
 
 // applied remembers where a node's credentials came from once it runs with
@@ -112,6 +126,7 @@ func (n *managerNodes) applied(spec reconcile.NodeSpec, version string, err erro
 func (n *managerNodes) Remove(ctx context.Context, name string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.declared(name, nil)
 	delete(n.creds, name)
 	err := n.m.Remove(ctx, name)
 	if !errors.Is(err, vnode.ErrNodeNotFound) {
@@ -238,7 +253,7 @@ func (n *managerNodes) vnodeSpec(ctx context.Context, spec reconcile.NodeSpec) (
 		Remote: remote,
 	}
 	for _, t := range spec.Taints {
-		vs.Taints = append(vs.Taints, corev1.Taint{Key: t.Key, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
+		vs.Taints = append(vs.Taints, coreTaint(t))
 	}
 	caps := corev1.ResourceList{}
 	for name, q := range map[corev1.ResourceName]*resource.Quantity{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,7 @@ type runOptions struct {
 	retryPeriod       time.Duration
 	kubelet           kubeletAPIOptions
 	sync              syncOptions
+	admission         admissionOptions
 	commitStatus      commitStatusOptions
 }
 
@@ -119,6 +121,7 @@ another (--metrics-addr) serves /metrics and, with --profiling, /debug/pprof/.`,
 	f.DurationVar(&o.retryPeriod, "retry-period", 2*time.Second, "leader election retry period")
 	o.kubelet.addFlags(f)
 	o.sync.addFlags(f)
+	o.admission.addFlags(f)
 	f.BoolVar(&o.allowExec, "allow-exec-credentials", false, allowExecUsage)
 	o.commitStatus.addFlags(f)
 	_ = cmd.MarkFlagRequired("repo")
@@ -227,7 +230,7 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	if o.profiling && o.metricsAddr == "" {
 		return errors.New("--profiling needs --metrics-addr")
 	}
-	stopHTTP, err := serveHTTP(o.httpAddr, mux, log)
+	stopHTTP, err := serveHTTP(o.httpAddr, mux, nil, log)
 	if err != nil {
 		return fmt.Errorf("--http-addr: %w", err)
 	}
@@ -241,12 +244,23 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 			metrics.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			metrics.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
-		stopMetrics, err := serveHTTP(o.metricsAddr, metrics, log)
+		stopMetrics, err := serveHTTP(o.metricsAddr, metrics, nil, log)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		defer stopMetrics()
 	}
+
+	if err := ensureNamespace(ctx, client, o.namespace); err != nil {
+		log.Warn("ensure namespace", "err", err)
+	}
+	// Every replica answers the admission webhook; the leader writes its
+	// configuration.
+	webhook, stopWebhook, err := o.admission.start(ctx, client, o.namespace, log)
+	if err != nil {
+		return err
+	}
+	defer stopWebhook()
 
 	reporter, deliver, err := o.commitStatus.reporter(gitCfg, o.cacheDir, log)
 	if err != nil {
@@ -254,7 +268,7 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	}
 	rt := &fleetRuntime{
 		masterConfig: masterCfg, master: client, namespace: o.namespace, nodeIP: o.nodeIP, log: log,
-		source: gitRunner{src}, registry: reg, kubelet: o.kubelet, sync: o.sync, allowExec: o.allowExec,
+		source: gitRunner{src}, registry: reg, kubelet: o.kubelet, sync: o.sync, allowExec: o.allowExec, admission: webhook,
 		reconcile: reconcile.Config{
 			Path: o.path, Mode: reconcile.ModeGit, DrainTimeout: o.drainTimeout, MaxRemovalShare: o.maxRemovalShare,
 			StatusContext: o.statusContext, Reporter: reporter,
@@ -271,9 +285,6 @@ func runRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	}
 	if !o.leaderElect {
 		return lead(ctx)
-	}
-	if err := ensureNamespace(ctx, client, o.namespace); err != nil {
-		log.Warn("ensure namespace", "err", err)
 	}
 	id := o.identity
 	if id == "" {
@@ -367,11 +378,15 @@ func (g gitRunner) Changes() <-chan struct{}      { return g.s.Changes() }
 func (g gitRunner) Run(ctx context.Context) error { return g.s.Run(ctx) }
 func (g gitRunner) Ready() <-chan struct{}        { return g.s.Ready() }
 
-// serveHTTP serves mux on addr in the background; the returned func stops it.
-func serveHTTP(addr string, mux http.Handler, log *slog.Logger) (func(), error) {
+// serveHTTP serves mux on addr (with TLS if tlsConfig is set) in the
+// background; the returned func stops it.
+func serveHTTP(addr string, mux http.Handler, tlsConfig *tls.Config, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("serving http", "addr", ln.Addr().String())

@@ -28,6 +28,7 @@ type watchOptions struct {
 	drainTimeout time.Duration
 	kubelet      kubeletAPIOptions
 	sync         syncOptions
+	admission    admissionOptions
 }
 
 func newWatchCommand() *cobra.Command {
@@ -56,6 +57,7 @@ stay until the next run removes or adopts them).`,
 	f.DurationVar(&o.drainTimeout, "drain-timeout", reconcile.DefaultDrainTimeout, "how long a removed node is drained before it is deleted anyway")
 	o.kubelet.addFlags(f)
 	o.sync.addFlags(f)
+	o.admission.addFlags(f)
 	f.BoolVar(&o.allowExec, "allow-exec-credentials", false, allowExecUsage)
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
@@ -91,11 +93,16 @@ func runWatch(ctx context.Context, o watchOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	webhook, stopWebhook, err := o.admission.start(ctx, client, o.namespace, log)
+	if err != nil {
+		return err
+	}
+	defer stopWebhook()
 	p := &watchPrinter{w: stdout}
 	fmt.Fprintf(stdout, "atoll watch: applying %s to the master (namespace %s); Ctrl-C stops\n", o.dir, o.namespace)
 	rt := &fleetRuntime{
 		masterConfig: cfg, master: client, namespace: o.namespace, nodeIP: o.nodeIP, log: log,
-		source: dirSource{src}, kubelet: o.kubelet, sync: o.sync, allowExec: o.allowExec,
+		source: dirSource{src}, kubelet: o.kubelet, sync: o.sync, allowExec: o.allowExec, admission: webhook,
 		reconcile: reconcile.Config{
 			Path: filepath.ToSlash(path), Mode: reconcile.ModeWatch, DrainTimeout: o.drainTimeout,
 			StatusContext: "atoll/watch", Observer: p.observe, RetryInterval: 2 * time.Second,

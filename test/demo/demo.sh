@@ -41,6 +41,7 @@ cat <<MSG
 
       export KUBECONFIG=$kc
       kubectl get nodes -L atoll.dev/cluster          # remote-1 and remote-2 are virtual nodes
+      kubectl label namespace default example.atoll.dev/delegate=true   # opt in (policies/delegate.yaml)
       kubectl apply -f examples/workloads/            # an unchanged Deployment and Job
       kubectl get pods -o wide                        # placed on the virtual nodes
       kubectl logs POD; kubectl exec POD -- echo hi   # through the master, as for any pod
@@ -60,7 +61,10 @@ MSG
 
 # The kubelet API is served with the bed master's certificates, so `kubectl
 # logs/exec/port-forward` work through the master, authenticated both ways.
+# The admission webhook adds the tolerations of policies' tolerateIn; the
+# bed's API server reaches it on the loopback address.
 bin/atoll watch --kubeconfig "$kc" --root "$STATE/fleet" --dir "$STATE/fleet/overlays/dev" --drain-timeout 1m \
+	--admission-addr 127.0.0.1:9443 --admission-url https://127.0.0.1:9443 \
 	--node-ip 127.0.0.1 --kubelet-port 10250 --kubelet-client-ca-file "$STATE/master/pki/ca.crt" \
 	--kubelet-tls-cert-file "$STATE/master/pki/kubelet-serving.crt" --kubelet-tls-key-file "$STATE/master/pki/kubelet-serving.key" &
 watch_pid=$!

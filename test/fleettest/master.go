@@ -69,8 +69,14 @@ func KubeconfigSecrets(t testing.TB, master kubernetes.Interface, ns string, rem
 
 // ClusterYAML declares a Cluster named name; cred is a kubeconfig path
 // (watch mode) or "secret:NAME". Each taint key becomes a NoSchedule taint
-// with value "yes".
+// with value "yes". The node goes without the provider taint (the suites'
+// workloads are plain Deployments); TaintedClusterYAML keeps it.
 func ClusterYAML(name, cred string, taints ...string) string {
+	return TaintedClusterYAML(name, cred, taints...) + "  providerTaint: false\n"
+}
+
+// TaintedClusterYAML is ClusterYAML with the default provider taint.
+func TaintedClusterYAML(name, cred string, taints ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: atoll.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: %s\nspec:\n  credentials:\n", name)
 	if s, ok := strings.CutPrefix(cred, "secret:"); ok {
