@@ -436,7 +436,9 @@ func (v *VirtualNode) deletePodCopy(ctx context.Context, remote metav1.Object) e
 	return err
 }
 
-// ensureNamespace creates a remote namespace, labelled as managed, if missing.
+// ensureNamespace creates a remote namespace, labelled as managed by this
+// master and node (managedNamespaceLabels), if missing. One that exists is
+// used as it is: it was not made by Atoll and stays when the node goes.
 func (v *VirtualNode) ensureNamespace(ctx context.Context, namespace string) error {
 	if _, ok := v.nsEnsured.Load(namespace); ok {
 		return nil
@@ -449,7 +451,7 @@ func (v *VirtualNode) ensureNamespace(ctx context.Context, namespace string) err
 	defer cancel()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:   namespace,
-		Labels: map[string]string{LabelManaged: "true", LabelMaster: v.masterID},
+		Labels: managedNamespaceLabels(v.masterID, v.name),
 	}}
 	_, err := v.remote.client.CoreV1().Namespaces().Create(cctx, ns, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {

@@ -17,7 +17,9 @@ const (
 	LabelNode = "atoll.dev/node"
 	// LabelMaster is the identity of the master cluster that owns a remote copy.
 	LabelMaster = "atoll.dev/master"
-	// LabelManaged marks a remote namespace Atoll created.
+	// LabelManaged marks a remote namespace Atoll created; its LabelMaster
+	// and LabelNode say for which master and node. Once that node is
+	// removed, the namespace is deleted if it holds nothing else.
 	LabelManaged = "atoll.dev/managed"
 	// LabelCluster is put on the virtual node: the name of the remote cluster.
 	LabelCluster = "atoll.dev/cluster"
