@@ -24,8 +24,10 @@ type NodeSet interface {
 	// controllers). A node that does not run is added.
 	Update(ctx context.Context, spec NodeSpec) error
 	// Remove stops the node's controllers and deletes its Node (and node
-	// Lease) from the master. For a name it does not run, it deletes the
-	// Node object only. Removing a node that is gone is not an error.
+	// Lease) from the master; what the node made in its remote is deleted
+	// in the background, once the remote answers. For a name it does not
+	// run, it deletes the Node object only (it has no credentials for the
+	// remote). Removing a node that is gone is not an error.
 	Remove(ctx context.Context, name string) error
 	// List returns the state of every node this set runs, by name.
 	List() []NodeState

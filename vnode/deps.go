@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -160,6 +161,18 @@ var ErrNameConflict = errors.New("name conflict with a foreign remote object")
 func ownedBy(meta metav1.Object, masterID, nodeName string) bool {
 	l := meta.GetLabels()
 	return l[LabelMaster] == masterID && l[LabelNode] == nodeName
+}
+
+// ownedSelector selects the remote objects of this master and node.
+func ownedSelector(masterID, nodeName string) string {
+	return labels.SelectorFromSet(labels.Set{LabelMaster: masterID, LabelNode: nodeName}).String()
+}
+
+// managedNamespaceLabels are the labels of a remote namespace Atoll
+// created for this master and node. (Namespaces an Atoll of before
+// LabelNode was set on them lack it: they are never deleted.)
+func managedNamespaceLabels(masterID, nodeName string) map[string]string {
+	return map[string]string{LabelManaged: "true", LabelMaster: masterID, LabelNode: nodeName}
 }
 
 // remoteConfigMap returns the remote copy of a master ConfigMap.

@@ -20,7 +20,7 @@
 //	})
 //	err = m.Update(spec)        // labels, taints, capacity caps, cordon: live
 //	for _, h := range m.Health() { fmt.Println(h.Name, h.Ready, h.DelegatedPods, h.LastError) }
-//	err = m.Remove(ctx, "cern-001") // after the caller drained it
+//	err = m.Remove(ctx, "cern-001") // after the caller drained it; the remote is cleaned up in the background
 //
 // # How it works
 //
@@ -51,6 +51,8 @@
 //   - podstatus.go: the master pod's status from its remote copy.
 //   - deps.go: ConfigMaps and Secrets copied, kept in sync, collected.
 //   - orphans.go: every GCInterval, remote objects whose origin is gone.
+//   - cleanup.go: once a node is removed, what it made in its remote: its
+//     copies, and the namespaces it created that hold nothing else.
 //   - events.go: remote Events about delegated pods re-emitted on master pods.
 //   - node.go: the Node (labels, taints, cordon, allocatable, Ready) and Lease.
 //   - translate.go: TranslatePod, a pure function from master to remote pod.

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 )
@@ -145,17 +146,25 @@ type Manager struct {
 	metrics *nodeMetrics
 	client  kubernetes.Interface
 
-	mu     sync.Mutex
-	nodes  map[string]*managedNode
-	runCtx context.Context // nil until Run starts
-	shared masterShared
-	bcast  record.EventBroadcaster
+	mu       sync.Mutex
+	nodes    map[string]*managedNode
+	cleanups map[string]*pendingCleanup // of removed nodes, by name
+	runCtx   context.Context            // nil until Run starts
+	shared   masterShared
+	bcast    record.EventBroadcaster
 }
 
 type managedNode struct {
 	spec   NodeSpec
 	vn     *VirtualNode
 	cancel context.CancelFunc
+}
+
+// pendingCleanup is the cleanup of a removed node's remote (remoteCleanup)
+// running in the background.
+type pendingCleanup struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // NewManager checks the config and connects to the master (no call is made
@@ -173,7 +182,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new manager: register metrics: %w", err)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, metrics: metrics, client: client, nodes: map[string]*managedNode{}}
+	m := &Manager{cfg: cfg, log: cfg.Logger, metrics: metrics, client: client,
+		nodes: map[string]*managedNode{}, cleanups: map[string]*pendingCleanup{}}
 	return m, nil
 }
 
@@ -206,7 +216,8 @@ func MasterIdentity(ctx context.Context, client kubernetes.Interface) (string, e
 }
 
 // Run starts the shared master informers and every added node, and blocks
-// until ctx is cancelled; then it stops all nodes and returns.
+// until ctx is cancelled; then it stops all nodes and the cleanups of
+// removed ones (see Remove) and returns.
 func (m *Manager) Run(ctx context.Context) error {
 	if m.cfg.MasterID == "" {
 		id, err := MasterIdentity(ctx, m.client)
@@ -242,12 +253,19 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, n := range m.nodes {
 		nodes = append(nodes, n)
 	}
+	cleanups := make([]*pendingCleanup, 0, len(m.cleanups))
+	for _, c := range m.cleanups {
+		cleanups = append(cleanups, c)
+	}
 	m.runCtx = nil
 	m.mu.Unlock()
 	for _, n := range nodes {
 		if n.vn != nil {
 			<-n.vn.Done()
 		}
+	}
+	for _, c := range cleanups {
+		<-c.done
 	}
 	shared.shutdown()
 	bcast.Shutdown()
@@ -275,12 +293,21 @@ func (m *Manager) startLocked(n *managedNode) error {
 }
 
 // Add starts a virtual node for spec. It returns once the node is started
-// (its caches may still be syncing; see Health).
+// (its caches may still be syncing; see Health). The cleanup of a removed
+// node of the same name stops first: what is left of it in the remote is
+// the new node's to adopt or collect.
 func (m *Manager) Add(spec NodeSpec) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
 	m.mu.Lock()
+	for c := m.cleanups[spec.Name]; c != nil; c = m.cleanups[spec.Name] {
+		delete(m.cleanups, spec.Name)
+		m.mu.Unlock()
+		c.cancel()
+		<-c.done
+		m.mu.Lock()
+	}
 	defer m.mu.Unlock()
 	if _, ok := m.nodes[spec.Name]; ok {
 		return fmt.Errorf("add %s: %w", spec.Name, ErrNodeExists)
@@ -344,13 +371,26 @@ func sameRemote(a, b *rest.Config) bool {
 
 // Remove stops a virtual node's controllers and deletes its Node object and
 // Lease from the master. Draining the node first is the caller's job: pods
-// still bound to it are left to the master's pod garbage collector, and
-// their remote copies are not deleted.
+// still bound to it are left to the master's pod garbage collector.
+//
+// In the background, what the node made in its remote is deleted (its
+// copies of pods, ConfigMaps and Secrets, and the namespaces it created
+// that hold nothing else; see remoteCleanup), once the remote answers:
+// Remove does not wait for it. A failed pass is reported (a Warn log, the
+// gauge atoll_vnode_remote_cleanup_pending) and made again with backoff up
+// to RetryMaxDelay for as long as Run runs. It reaches the remote with the
+// credentials the node last ran with, held in memory, so credentials
+// deleted along with the node's declaration do not stop it; credentials
+// that expire meanwhile do (their renewal went with the node). Nothing
+// records a cleanup outside this process: if it ends first, or Add brings
+// the node back, what is left stays in the remote (a node of that name
+// added again adopts or collects it).
 func (m *Manager) Remove(ctx context.Context, name string) error {
 	m.mu.Lock()
 	n, ok := m.nodes[name]
 	if ok {
 		delete(m.nodes, name)
+		m.startCleanupLocked(n)
 	}
 	m.mu.Unlock()
 	if !ok {
@@ -375,6 +415,48 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	}
 	m.log.Info("virtual node removed", "node", name)
 	return nil
+}
+
+// startCleanupLocked starts the cleanup of a node being removed (Remove).
+// It begins once the node has stopped; Add of the same name stops it. A
+// node that never ran in this process made nothing there.
+func (m *Manager) startCleanupLocked(n *managedNode) {
+	if n.vn == nil {
+		return
+	}
+	name := n.spec.Name
+	if m.runCtx == nil {
+		m.log.Warn("manager stopping: what the removed node made in its remote stays", "node", name)
+		return
+	}
+	client, err := metadata.NewForConfig(clientConfig(n.spec.Remote, m.cfg.QPS, m.cfg.Burst))
+	if err != nil {
+		m.log.Error("removed node's remote not cleaned up: what it made there stays", "node", name, "err", err)
+		return
+	}
+	c := &remoteCleanup{node: name, masterID: m.cfg.MasterID, client: client, timeout: m.cfg.RequestTimeout, log: n.vn.log}
+	ctx, cancel := context.WithCancel(m.runCtx)
+	p := &pendingCleanup{cancel: cancel, done: make(chan struct{})}
+	m.cleanups[name] = p
+	m.metrics.cleanupPending.WithLabelValues(name).Set(1)
+	stopped := n.vn.Done()
+	go func() {
+		defer func() {
+			m.mu.Lock()
+			if m.cleanups[name] == p {
+				delete(m.cleanups, name)
+			}
+			m.mu.Unlock()
+			m.metrics.cleanupPending.DeleteLabelValues(name)
+			cancel()
+			close(p.done)
+		}()
+		select {
+		case <-stopped:
+			c.runUntilDone(ctx, m.cfg.RetryBaseDelay, m.cfg.RetryMaxDelay)
+		case <-ctx.Done():
+		}
+	}()
 }
 
 // Nodes returns the specs of the live nodes, sorted by name.

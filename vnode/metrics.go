@@ -10,6 +10,8 @@ type nodeMetrics struct {
 	statusSync    *prometheus.HistogramVec
 	errors        *prometheus.CounterVec
 	remoteUp      *prometheus.GaugeVec
+	// cleanupPending is not forgotten with its node: it outlives it.
+	cleanupPending *prometheus.GaugeVec
 }
 
 // newMetrics creates the metrics and registers them with reg (nil: a private
@@ -33,11 +35,15 @@ func newMetrics(reg prometheus.Registerer) (*nodeMetrics, error) {
 			Namespace: "atoll", Subsystem: "vnode", Name: "remote_up",
 			Help: "1 while the remote API server answers, else 0.",
 		}, []string{"node"}),
+		cleanupPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "atoll", Subsystem: "vnode", Name: "remote_cleanup_pending",
+			Help: "1 while what a removed virtual node made in its remote is still to be deleted (the remote did not answer yet, or refused).",
+		}, []string{"node"}),
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{m.delegatedPods, m.statusSync, m.errors, m.remoteUp} {
+	for _, c := range []prometheus.Collector{m.delegatedPods, m.statusSync, m.errors, m.remoteUp, m.cleanupPending} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

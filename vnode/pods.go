@@ -248,9 +248,10 @@ func (v *VirtualNode) wholeMasterPod(ctx context.Context, master *corev1.Pod) (*
 // updateRemotePod carries the fields a pod may change after creation
 // (labels, annotations, container images, activeDeadlineSeconds) to the
 // remote copy, as a strategic merge patch of just those fields, with the
-// copy's resourceVersion as precondition. Labels and annotations the remote
-// added are kept; the remote cache holds no more of the pod than this needs
-// (leanRemotePod).
+// copy's resourceVersion as precondition. Labels and annotations the master
+// pod dropped are dropped (AnnotationCopiedKeys says which were copied);
+// those the remote added are kept. The remote cache holds no more of the
+// pod than this needs (leanRemotePod).
 func (v *VirtualNode) updateRemotePod(ctx context.Context, master, remote *corev1.Pod) error {
 	if remote.DeletionTimestamp != nil || isTerminal(remote.Status.Phase) {
 		return nil
@@ -260,10 +261,11 @@ func (v *VirtualNode) updateRemotePod(ctx context.Context, master, remote *corev
 		return err
 	}
 	meta := map[string]any{}
-	if l := changedEntries(remote.Labels, want.Labels); l != nil {
+	copied := copiedKeysOf(remote)
+	if l := entryChanges(remote.Labels, want.Labels, copied.Labels); l != nil {
 		meta["labels"] = l
 	}
-	if a := changedEntries(remote.Annotations, want.Annotations); a != nil {
+	if a := entryChanges(remote.Annotations, want.Annotations, copied.Annotations); a != nil {
 		meta["annotations"] = a
 	}
 	spec := map[string]any{}
@@ -297,17 +299,26 @@ func (v *VirtualNode) updateRemotePod(ctx context.Context, master, remote *corev
 	return err
 }
 
-// changedEntries returns the entries of want that cur lacks or holds with
-// another value; nil when there are none.
-func changedEntries(cur, want map[string]string) map[string]string {
-	var out map[string]string
+// entryChanges returns, as the entries of a strategic merge patch, those
+// of want that cur lacks or holds with another value, and a null for each
+// key of copied that want lacks and cur still holds; nil when there are
+// none.
+func entryChanges(cur, want map[string]string, copied []string) map[string]any {
+	out := map[string]any{}
 	for k, val := range want {
 		if c, ok := cur[k]; !ok || c != val {
-			if out == nil {
-				out = map[string]string{}
-			}
 			out[k] = val
 		}
+	}
+	for _, k := range copied {
+		if _, wanted := want[k]; !wanted {
+			if _, held := cur[k]; held {
+				out[k] = nil
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
@@ -471,7 +482,9 @@ func (v *VirtualNode) deletePodCopy(ctx context.Context, remote metav1.Object) e
 	return err
 }
 
-// ensureNamespace creates a remote namespace, labelled as managed, if missing.
+// ensureNamespace creates a remote namespace, labelled as managed by this
+// master and node (managedNamespaceLabels), if missing. One that exists is
+// used as it is: it was not made by Atoll and stays when the node goes.
 func (v *VirtualNode) ensureNamespace(ctx context.Context, namespace string) error {
 	if _, ok := v.nsEnsured.Load(namespace); ok {
 		return nil
@@ -484,7 +497,7 @@ func (v *VirtualNode) ensureNamespace(ctx context.Context, namespace string) err
 	defer cancel()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:   namespace,
-		Labels: map[string]string{LabelManaged: "true", LabelMaster: v.masterID},
+		Labels: managedNamespaceLabels(v.masterID, v.name),
 	}}
 	_, err := v.remote.client.CoreV1().Namespaces().Create(cctx, ns, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {

@@ -15,8 +15,9 @@ import (
 )
 
 // TestUpdateCarriedToRemoteCopy: a new label, annotation or image on the
-// master pod reaches its remote copy as a patch, and what the remote added
-// (a label, the containers' other fields) stays.
+// master pod reaches its remote copy as a patch, so does a label or
+// annotation dropped from it, and what the remote added (a label, an
+// annotation, the containers' other fields) stays.
 func TestUpdateCarriedToRemoteCopy(t *testing.T) {
 	b := startNode(t, nil, nil, versioned)
 	ctx := context.Background()
@@ -34,6 +35,7 @@ func TestUpdateCarriedToRemoteCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	remote.Labels["remote.example/added"] = "yes"
+	remote.Annotations["remote.example/note"] = "theirs"
 	if _, err := b.remote.CoreV1().Pods("shop").Update(ctx, remote, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +64,32 @@ func TestUpdateCarriedToRemoteCopy(t *testing.T) {
 	if r.Labels["remote.example/added"] != "yes" || r.Labels[LabelOriginUID] != string(mp.UID) {
 		t.Errorf("remote labels %v: the remote's own label or Atoll's were lost", r.Labels)
 	}
+
+	m, err = getMaster(b, "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(m.Labels, "version")
+	m.Annotations = nil
+	if _, err := b.master.CoreV1().Pods("shop").Update(ctx, m, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "dropped label and annotation dropped from the remote copy", func() (bool, error) {
+		r, err := getRemote(b, "shop", "web-1")
+		if err != nil {
+			return false, err
+		}
+		_, label := r.Labels["version"]
+		_, note := r.Annotations["example.com/note"]
+		return !label && !note, nil
+	})
+	r, err = getRemote(b, "shop", "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Labels["remote.example/added"] != "yes" || r.Annotations["remote.example/note"] != "theirs" || r.Labels["app"] != "web" || r.Labels[LabelNode] != testNode {
+		t.Errorf("remote labels %v, annotations %v: a key the master pod kept, the remote's or Atoll's was dropped", r.Labels, r.Annotations)
+	}
 	if len(r.Spec.Containers[0].Args) != 1 || r.Spec.Containers[0].Args[0] != "--port=8080" {
 		t.Errorf("remote container args = %v: the patch replaced the container", r.Spec.Containers[0].Args)
 	}
@@ -73,6 +101,33 @@ func TestUpdateCarriedToRemoteCopy(t *testing.T) {
 	}
 	if patches == 0 {
 		t.Error("no patch of the remote pod")
+	}
+}
+
+func TestEntryChanges(t *testing.T) {
+	tests := []struct {
+		name   string
+		cur    map[string]string
+		want   map[string]string
+		copied []string
+		patch  map[string]any
+	}{
+		{name: "unchanged", cur: map[string]string{"a": "1"}, want: map[string]string{"a": "1"}, copied: []string{"a"}},
+		{name: "added and changed", cur: map[string]string{"a": "1"}, want: map[string]string{"a": "2", "b": "1"},
+			patch: map[string]any{"a": "2", "b": "1"}},
+		{name: "a copied key dropped", cur: map[string]string{"a": "1", "b": "1"}, want: map[string]string{"a": "1"}, copied: []string{"a", "b"},
+			patch: map[string]any{"b": nil}},
+		{name: "a key the remote added stays", cur: map[string]string{"a": "1", "remote": "x"}, want: map[string]string{"a": "1"}, copied: []string{"a"}},
+		{name: "no record: nothing dropped", cur: map[string]string{"a": "1", "b": "1"}, want: map[string]string{"a": "1"}},
+		{name: "a copied key already gone", cur: map[string]string{"a": "1"}, want: map[string]string{"a": "1"}, copied: []string{"a", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := entryChanges(tt.cur, tt.want, tt.copied)
+			if !equality.Semantic.DeepEqual(got, tt.patch) {
+				t.Fatalf("entryChanges = %#v, want %#v", got, tt.patch)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,9 @@
 package vnode
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,11 +19,35 @@ const (
 	LabelNode = "atoll.dev/node"
 	// LabelMaster is the identity of the master cluster that owns a remote copy.
 	LabelMaster = "atoll.dev/master"
-	// LabelManaged marks a remote namespace Atoll created.
+	// LabelManaged marks a remote namespace Atoll created; its LabelMaster
+	// and LabelNode say for which master and node. Once that node is
+	// removed, the namespace is deleted if it holds nothing else.
 	LabelManaged = "atoll.dev/managed"
 	// LabelCluster is put on the virtual node: the name of the remote cluster.
 	LabelCluster = "atoll.dev/cluster"
+	// AnnotationCopiedKeys lists, on a remote pod copy, the label and
+	// annotation keys Atoll copied from the master pod (JSON, copiedKeys),
+	// so that one the master pod drops is dropped from the copy as well,
+	// while the keys the remote added stay.
+	AnnotationCopiedKeys = "atoll.dev/copied-keys"
 )
+
+// copiedKeys is the content of AnnotationCopiedKeys.
+type copiedKeys struct {
+	Labels      []string `json:"labels,omitempty"`
+	Annotations []string `json:"annotations,omitempty"`
+}
+
+// copiedKeysOf reads AnnotationCopiedKeys of a remote pod; a copy without
+// it (nothing copied, or made before Atoll recorded the keys) gives none,
+// so nothing is dropped.
+func copiedKeysOf(remote *corev1.Pod) copiedKeys {
+	var k copiedKeys
+	if a := remote.Annotations[AnnotationCopiedKeys]; a != "" {
+		_ = json.Unmarshal([]byte(a), &k)
+	}
+	return k
+}
 
 // NamespaceMode says how master namespaces map to remote namespaces.
 type NamespaceMode string
@@ -104,17 +130,34 @@ func TranslatePod(pod *corev1.Pod, opts TranslateOptions) (*corev1.Pod, error) {
 		},
 		Spec: in.Spec,
 	}
+	var keys copiedKeys
 	for k, v := range in.Labels {
+		switch k {
+		case LabelOriginUID, LabelNode, LabelMaster:
+			continue // Atoll's own, set below
+		}
 		out.Labels[k] = v
+		keys.Labels = append(keys.Labels, k)
 	}
 	for k, v := range in.Annotations {
-		if k == corev1.LastAppliedConfigAnnotation {
+		if k == corev1.LastAppliedConfigAnnotation || k == AnnotationCopiedKeys {
 			continue
 		}
 		if out.Annotations == nil {
 			out.Annotations = map[string]string{}
 		}
 		out.Annotations[k] = v
+		keys.Annotations = append(keys.Annotations, k)
+	}
+	// No record says what no copied key says: nothing to drop.
+	if len(keys.Labels)+len(keys.Annotations) > 0 {
+		slices.Sort(keys.Labels)
+		slices.Sort(keys.Annotations)
+		record, _ := json.Marshal(keys)
+		if out.Annotations == nil {
+			out.Annotations = map[string]string{}
+		}
+		out.Annotations[AnnotationCopiedKeys] = string(record)
 	}
 	out.Labels[LabelOriginUID] = string(in.UID)
 	out.Labels[LabelNode] = opts.NodeName

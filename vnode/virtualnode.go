@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -158,7 +157,7 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 
 	// Remote: objects this master and node own, plus what the node status
 	// and translation need to know.
-	owned := labels.SelectorFromSet(labels.Set{LabelMaster: cfg.MasterID, LabelNode: spec.Name}).String()
+	owned := ownedSelector(cfg.MasterID, spec.Name)
 	rOwned := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
 		informers.WithTransform(leanRemotePod),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = owned }))

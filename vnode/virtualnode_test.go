@@ -154,8 +154,9 @@ func TestPodDelegatedAndStatusMirrored(t *testing.T) {
 	if remote.Spec.NodeName != "" {
 		t.Errorf("remote nodeName = %q, want empty", remote.Spec.NodeName)
 	}
-	if ns, err := b.remote.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{}); err != nil || ns.Labels[LabelManaged] != "true" {
-		t.Errorf("remote namespace not created and labelled managed: %v %v", ns, err)
+	if ns, err := b.remote.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{}); err != nil ||
+		ns.Labels[LabelManaged] != "true" || ns.Labels[LabelMaster] != testMaster || ns.Labels[LabelNode] != testNode {
+		t.Errorf("remote namespace not created and labelled managed by this master and node: %v %v", ns, err)
 	}
 
 	// The remote kubelet runs it.

@@ -132,7 +132,9 @@ func (n *managerNodes) Remove(ctx context.Context, name string) error {
 	if !errors.Is(err, vnode.ErrNodeNotFound) {
 		return err
 	}
-	// Not run by this process: delete what an earlier one left.
+	// Not run by this process: delete what an earlier one left in the
+	// master. Its remote is not cleaned up: which credentials reached it
+	// went with its declaration.
 	cctx, cancel := context.WithTimeout(ctx, n.timeout)
 	defer cancel()
 	if err := n.master.CoreV1().Nodes().Delete(cctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {

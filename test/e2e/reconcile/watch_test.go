@@ -14,12 +14,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/atoll-dev/atoll/reconcile"
 	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
+	"github.com/atoll-dev/atoll/vnode"
 )
 
 // TestWatch: `atoll watch` on a directory — add a Cluster file, change a
@@ -133,7 +135,8 @@ func TestWatch(t *testing.T) {
 	}
 
 	// Delete the file: remote-2 is cordoned, its pods are evicted and run
-	// on remote-1, and the node is gone.
+	// on remote-1, the node is gone, and so is what Atoll made in remote-2:
+	// the pods' copies and the namespace it created for them.
 	wctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w, err := master.CoreV1().Nodes().Watch(wctx, metav1.ListOptions{FieldSelector: "metadata.name=remote-2"})
@@ -155,6 +158,18 @@ func TestWatch(t *testing.T) {
 	testenv.WaitFor(t, 2*time.Minute, "3 pods Running on remote-1", func(ctx context.Context) (bool, error) {
 		pods, err := runningPods(ctx, app, "web")
 		return err == nil && len(pods) == 3 && allOn(pods, "remote-1"), err
+	})
+	remote2, err := env.Remotes[1].Clientset()
+	if err != nil || env.Remotes[1].Name != "remote-2" {
+		t.Fatalf("remote-2's client: %v (remotes[1] is %s)", err, env.Remotes[1].Name)
+	}
+	testenv.WaitFor(t, 2*time.Minute, "nothing of node remote-2 left in remote-2, namespace "+app+" gone there", func(ctx context.Context) (bool, error) {
+		pods, err := remote2.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: vnode.LabelNode + "=remote-2"})
+		if err != nil || len(pods.Items) > 0 {
+			return false, fmt.Errorf("copies left: %d (%v)", len(pods.Items), err)
+		}
+		_, err = remote2.CoreV1().Namespaces().Get(ctx, app, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Errorf("namespace %s: %v", app, err)
 	})
 	cancel()
 	if !<-cordoned {

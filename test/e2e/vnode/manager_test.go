@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -19,11 +20,12 @@ import (
 	"github.com/atoll-dev/atoll/vnode"
 )
 
-// startManager runs a Manager in the test process until the test ends.
-func startManager(t *testing.T) *vnode.Manager {
+// startManager runs a Manager in the test process until the test ends; reg
+// receives its metrics (nil: not exported).
+func startManager(t *testing.T, reg prometheus.Registerer) *vnode.Manager {
 	t.Helper()
 	m, err := vnode.NewManager(vnode.ManagerConfig{Master: env.Master.Config, NodeIP: "127.0.0.1",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ func startManager(t *testing.T) *vnode.Manager {
 // extra node on remote-2 and changes it live.
 func TestManagerLiveUpdateAndRemove(t *testing.T) {
 	ctx := testenv.Context(t)
-	m := startManager(t)
+	m := startManager(t, nil)
 	const name = "managed-e2e"
 	spec := vnode.NodeSpec{
 		Name:     name,
@@ -146,7 +148,7 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 // master pod, the same one, is Running again.
 func TestManagerNamespaceMappingChanged(t *testing.T) {
 	ctx := testenv.Context(t)
-	m := startManager(t)
+	m := startManager(t, nil)
 	const name = "mapping-e2e"
 	spec := vnode.NodeSpec{Name: name, Remote: env.Remotes[1].Config}
 	if err := m.Add(spec); err != nil {

@@ -996,3 +996,61 @@ func TestDaemonSetPodsNotDelegated(t *testing.T) {
 		t.Errorf("the DaemonSet's pod changed: UID %s (was %s), phase %s", p.UID, first.UID, p.Status.Phase)
 	}
 }
+
+// TestDroppedLabelsDroppedFromCopy: a label and an annotation dropped from
+// a master pod are dropped from its remote copy; a label the remote added
+// and the master pod's other labels stay.
+func TestDroppedLabelsDroppedFromCopy(t *testing.T) {
+	ctx := testenv.Context(t)
+	ns := namespace(t)
+	node := env.Remotes[0].Name
+	rc := remotes[node]
+	p := simplePod(ns, "labelled", node)
+	p.Labels["tier"] = "gold"
+	p.Annotations = map[string]string{"example.com/note": "hello"}
+	if _, err := master.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 2*time.Minute, "copy with the label and annotation", func(ctx context.Context) (bool, error) {
+		r, err := rc.CoreV1().Pods(ns).Get(ctx, "labelled", metav1.GetOptions{})
+		return err == nil && r.Labels["tier"] == "gold" && r.Annotations["example.com/note"] == "hello", err
+	})
+	// kwok writes the copy's status meanwhile: edits retry on conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		r, err := rc.CoreV1().Pods(ns).Get(ctx, "labelled", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		r.Labels["remote.example/added"] = "yes"
+		_, err = rc.CoreV1().Pods(ns).Update(ctx, r, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		m, err := getPod(ctx, ns, "labelled")
+		if err != nil {
+			return err
+		}
+		delete(m.Labels, "tier")
+		delete(m.Annotations, "example.com/note")
+		m.Labels["version"] = "2"
+		_, err = master.CoreV1().Pods(ns).Update(ctx, m, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, time.Minute, "dropped label and annotation gone from the copy, the rest kept", func(ctx context.Context) (bool, error) {
+		r, err := rc.CoreV1().Pods(ns).Get(ctx, "labelled", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		_, tier := r.Labels["tier"]
+		_, note := r.Annotations["example.com/note"]
+		ok := !tier && !note && r.Labels["version"] == "2" && r.Labels["app"] == "labelled" &&
+			r.Labels["remote.example/added"] == "yes" && r.Labels[vnode.LabelNode] == node
+		return ok, fmt.Errorf("labels %v, annotations %v", r.Labels, r.Annotations)
+	})
+}
