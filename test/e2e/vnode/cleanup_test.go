@@ -3,6 +3,7 @@ package vnode_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/atoll-dev/atoll/test/fleettest"
@@ -225,4 +227,51 @@ func phaseOf(ns *corev1.Namespace) corev1.NamespacePhase {
 		return ""
 	}
 	return ns.Status.Phase
+}
+
+// TestRemoteIdentityDeletesOnlyManagedNamespaces: deploy/remote lets
+// Atoll's identity delete namespaces (RBAC cannot select by label), and its
+// ValidatingAdmissionPolicy narrows that to the namespaces Atoll created:
+// with that identity, deleting a plain namespace is refused, deleting one
+// labelled atoll.dev/managed is not.
+func TestRemoteIdentityDeletesOnlyManagedNamespaces(t *testing.T) {
+	ctx := testenv.Context(t)
+	cluster := env.Remotes[0]
+	rc := remotes[cluster.Name]
+	kc, err := fleettest.RemoteIdentity(ctx, cluster, t.TempDir(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	atoll, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string, l map[string]string) {
+		if _, err := rc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = rc.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	}
+	plain, managed := fmt.Sprintf("e2e-plain-%d", time.Now().UnixNano()%100000), fmt.Sprintf("e2e-managed-%d", time.Now().UnixNano()%100000)
+	create(plain, nil)
+	create(managed, map[string]string{vnode.LabelManaged: "true"})
+	// The policy is enforced once the API server has read it: the managed
+	// namespace's delete says the identity may delete at all.
+	testenv.WaitFor(t, time.Minute, "the plain namespace's delete refused by admission", func(ctx context.Context) (bool, error) {
+		err := atoll.CoreV1().Namespaces().Delete(ctx, plain, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil {
+			return false, fmt.Errorf("deleting %s was allowed", plain)
+		}
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "atoll-remote-namespaces"), err
+	})
+	if err := atoll.CoreV1().Namespaces().Delete(ctx, managed, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete the managed namespace %s: %v", managed, err)
+	}
+	if n, err := rc.CoreV1().Namespaces().Get(ctx, plain, metav1.GetOptions{}); err != nil || n.DeletionTimestamp != nil {
+		t.Fatalf("the plain namespace %s is going: %v", plain, err)
+	}
 }
