@@ -83,15 +83,7 @@ func TestManagerRemoveCleansRemote(t *testing.T) {
 			}
 
 			if tt.awayThen {
-				if err := cluster.StopAPIServer(ctx); err != nil {
-					t.Fatal(err)
-				}
-				restarted := false
-				t.Cleanup(func() {
-					if !restarted {
-						_ = cluster.StartAPIServer(context.Background())
-					}
-				})
+				stopAPIServer(ctx, t, cluster)
 				start := time.Now()
 				if err := m.Remove(ctx, tt.node); err != nil {
 					t.Fatal(err)
@@ -106,7 +98,6 @@ func TestManagerRemoveCleansRemote(t *testing.T) {
 				if err := cluster.StartAPIServer(ctx); err != nil {
 					t.Fatal(err)
 				}
-				restarted = true
 			} else {
 				if err := m.Remove(ctx, tt.node); err != nil {
 					t.Fatal(err)

@@ -116,3 +116,13 @@ func checkAtollLabels(t *testing.T, p, remote *corev1.Pod) {
 		}
 	}
 }
+
+// stopAPIServer stops cluster's kube-apiserver until the test starts it
+// again (StartAPIServer) or ends: then it is started for the next tests.
+func stopAPIServer(ctx context.Context, t *testing.T, cluster *testenv.Cluster) {
+	t.Helper()
+	if err := cluster.StopAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.StartAPIServer(context.Background()) })
+}

@@ -598,15 +598,7 @@ func TestRemoteUnreachable(t *testing.T) {
 		return err == nil, err
 	})
 	stopped := time.Now()
-	if err := cluster.StopAPIServer(ctx); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			_ = cluster.StartAPIServer(context.Background())
-		}
-	})
+	stopAPIServer(ctx, t, cluster)
 	testenv.WaitFor(t, 40*time.Second, "node NotReady", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		return err == nil && !fleettest.IsNodeReady(n), err
@@ -657,7 +649,6 @@ func TestRemoteUnreachable(t *testing.T) {
 	if err := cluster.StartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
-	restarted = true
 	if err := waitNodeReady(ctx, node, time.Minute); err != nil {
 		t.Fatalf("node Ready again: %v", err)
 	}
