@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -213,7 +212,7 @@ func StartGitea(ctx context.Context, dir string) (*Gitea, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -349,15 +348,6 @@ func (g *Gitea) Stop() error {
 	_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
 	<-g.exited
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // giteaINI is the configuration of a throw-away loopback Gitea.
