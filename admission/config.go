@@ -97,7 +97,9 @@ func (c *Configurer) Run(ctx context.Context, set *RuleSet, ready <-chan struct{
 	case <-ctx.Done():
 		return nil
 	}
-	retry := time.NewTimer(0) // the first write, even of no rules: the CA bundle
+	// The first write comes at once, even with no rules: it removes the
+	// webhooks of policies gone while no leader ran.
+	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {
 		select {

@@ -11,10 +11,10 @@
 // every replica serves it (Handler, reading the configuration from a
 // watch), so a standby answers as the leader does.
 //
-//	certs, _ := admission.EnsureServingCert(ctx, client, "atoll-system", "atoll-admission-tls", hosts)
+//	cert, _ := admission.EnsureServingCert(ctx, client, "atoll-system", "atoll-admission-tls", hosts, 15*time.Second)
 //	h := admission.NewHandler(client, "atoll", log)
 //	go h.Run(ctx)
-//	srv := &http.Server{Handler: h, TLSConfig: &tls.Config{Certificates: []tls.Certificate{certs.Certificate}}}
-//	c := &admission.Configurer{Client: client, Name: "atoll", CABundle: certs.CABundle, URL: "https://atoll.example:8443"}
-//	_ = c.Apply(ctx, rules)
+//	srv := &http.Server{Handler: h, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert.Certificate}}}
+//	c := &admission.Configurer{Client: client, Name: "atoll", CABundle: cert.CABundle, URL: "https://atoll.example:8443"}
+//	go c.Run(ctx, rules, ready) // rules: an *admission.RuleSet; ready: closed once it holds every node's
 package admission
