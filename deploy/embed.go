@@ -1,5 +1,6 @@
 // Package deploy holds the manifests Atoll installs itself with, for the
-// commands that apply them (`atoll cluster add` applies RemoteRBAC).
+// commands that apply them (`atoll cluster add` applies RemoteRBAC) and
+// the tests that run Atoll with exactly the rights they grant.
 package deploy
 
 import _ "embed"
@@ -9,3 +10,10 @@ import _ "embed"
 //
 //go:embed remote/rbac.yaml
 var RemoteRBAC []byte
+
+// MasterRBAC is deploy/master/rbac.yaml: Atoll's namespace, ServiceAccount
+// and roles in the master, and the admission policy that limits its Node
+// writes to its virtual nodes.
+//
+//go:embed master/rbac.yaml
+var MasterRBAC []byte

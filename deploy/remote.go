@@ -25,46 +25,64 @@ import (
 // ApplyRemote applies RemoteRBAC to the cluster of cfg (server-side,
 // field manager atoll) and returns its ServiceAccount as namespace/name.
 func ApplyRemote(ctx context.Context, cfg *rest.Config) (string, error) {
+	objs, err := Objects(RemoteRBAC)
+	if err != nil {
+		return "", fmt.Errorf("deploy/remote: %w", err)
+	}
+	if err := Apply(ctx, cfg, objs); err != nil {
+		return "", fmt.Errorf("deploy/remote: %w", err)
+	}
+	for _, u := range objs {
+		if u.GetKind() == "ServiceAccount" {
+			return u.GetNamespace() + "/" + u.GetName(), nil
+		}
+	}
+	return "", errors.New("deploy/remote declares no ServiceAccount")
+}
+
+// Objects decodes a manifest of YAML documents.
+func Objects(manifest []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifest), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+}
+
+// Apply applies objs, in order, to the cluster of cfg (server-side, field
+// manager atoll, taking over fields others set).
+func Apply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
 	dc, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return "", err
+		return err
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return "", err
+		return err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery()))
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(RemoteRBAC), 4096)
-	var account string
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return "", fmt.Errorf("deploy/remote: %w", err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
+	for _, u := range objs {
 		gvk := u.GroupVersionKind()
 		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {
-			return "", fmt.Errorf("deploy/remote: %s: %w", gvk, err)
+			return fmt.Errorf("%s: %w", gvk, err)
 		}
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		_, err = dc.Resource(m.Resource).Namespace(u.GetNamespace()).Apply(cctx, u.GetName(), &u, metav1.ApplyOptions{FieldManager: "atoll", Force: true})
+		_, err = dc.Resource(m.Resource).Namespace(u.GetNamespace()).Apply(cctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "atoll", Force: true})
 		cancel()
 		if err != nil {
-			return "", fmt.Errorf("apply %s %s in the remote: %w", u.GetKind(), u.GetName(), err)
-		}
-		if u.GetKind() == "ServiceAccount" {
-			account = u.GetNamespace() + "/" + u.GetName()
+			return fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
-	if account == "" {
-		return "", errors.New("deploy/remote declares no ServiceAccount")
-	}
-	return account, nil
+	return nil
 }
 
 // MintToken requests a token of ttl for the ServiceAccount namespace/name.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -401,17 +400,8 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		<-n.vn.Done()
 	}
 	m.metrics.forget(name)
-	err := withTimeout(ctx, m.cfg.RequestTimeout, func(c context.Context) error {
-		return m.client.CoreV1().Nodes().Delete(c, name, metav1.DeleteOptions{})
-	})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove %s: delete node: %w", name, err)
-	}
-	err = withTimeout(ctx, m.cfg.RequestTimeout, func(c context.Context) error {
-		return m.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(c, name, metav1.DeleteOptions{})
-	})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove %s: delete lease: %w", name, err)
+	if err := DeleteVirtualNode(ctx, m.client, name, m.cfg.RequestTimeout); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	m.log.Info("virtual node removed", "node", name)
 	return nil

@@ -426,7 +426,8 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 		v.health.Ready, v.health.Reason, v.health.DelegatedPods = st.Ready, st.Reason, delegated
 		v.healthMu.Unlock()
 
-		if written, err := v.syncNode(ctx, spec, st, time.Since(lastStatus) >= time.Minute); apierrors.IsConflict(err) {
+		written, err := v.syncNode(ctx, spec, st, time.Since(lastStatus) >= time.Minute)
+		if apierrors.IsConflict(err) {
 			// Our cache was behind the Node: the next pass, at most
 			// PingInterval away, writes from a fresh copy.
 			v.log.Debug("sync node: conflict; retried next pass", "err", err)
@@ -436,7 +437,8 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 		} else if written {
 			lastStatus = time.Now()
 		}
-		if time.Since(lastLease) >= v.cfg.LeaseDuration/4 {
+		// A Node that is not Atoll's has its own Lease, not Atoll's to renew.
+		if !errors.Is(err, ErrNotVirtual) && time.Since(lastLease) >= v.cfg.LeaseDuration/4 {
 			if err := v.renewLease(ctx); err != nil {
 				v.recordError("lease", err)
 			} else {
@@ -576,12 +578,14 @@ func (v *VirtualNode) syncNode(ctx context.Context, spec NodeSpec, st nodeState,
 		if !apierrors.IsAlreadyExists(cerr) {
 			return written, cerr
 		}
-		// The cache lags, or does not hold the Node because its
-		// atoll.dev/cluster label was removed: it is read and updated.
+		// The cache lags, or the Node is not Atoll's: it is read.
 		err = read()
 	}
 	if err != nil {
 		return false, fmt.Errorf("get node: %w", err)
+	}
+	if !IsVirtualNode(cur) {
+		return false, errNotVirtual(cur)
 	}
 	if applyNodeSpec(cur, spec) {
 		if err := withTimeout(ctx, t, func(c context.Context) (err error) {

@@ -289,6 +289,9 @@ func (v *VirtualNode) run(ctx context.Context) (retErr error) {
 		}
 		return fmt.Errorf("node %s: wait for caches", v.name)
 	}
+	if err := v.waitOwnNode(ctx); err != nil {
+		return nil // ctx ended
+	}
 	v.log.Info("caches in sync; starting workers", "workers", v.cfg.Workers)
 	// The remote nodes are known now: the Node gets its allocatable and
 	// readiness at once rather than at the next ping.

@@ -50,6 +50,18 @@ func startNode(t *testing.T, masterObjs, remoteObjs []runtime.Object, hooks func
 // startNodeOf is startNode for a node of spec.
 func startNodeOf(t *testing.T, spec NodeSpec, masterObjs, remoteObjs []runtime.Object, hooks func(master, remote *fake.Clientset)) *testBed {
 	t.Helper()
+	b := runNodeOf(t, spec, masterObjs, remoteObjs, hooks)
+	select {
+	case <-b.vn.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("virtual node not ready")
+	}
+	return b
+}
+
+// runNodeOf is startNodeOf without waiting for the node to be ready.
+func runNodeOf(t *testing.T, spec NodeSpec, masterObjs, remoteObjs []runtime.Object, hooks func(master, remote *fake.Clientset)) *testBed {
+	t.Helper()
 	readyNode := remoteNode("kwok-1", true, false, rl("cpu", "32", "memory", "64Gi", "pods", "110"))
 	b := &testBed{
 		// The simple clientset keeps no managed fields, so the informers'
@@ -91,11 +103,6 @@ func startNodeOf(t *testing.T, spec NodeSpec, masterObjs, remoteObjs []runtime.O
 		<-b.vn.Done()
 		shared.shutdown()
 	})
-	select {
-	case <-b.vn.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("virtual node not ready")
-	}
 	return b
 }
 
@@ -464,6 +471,45 @@ func TestNodeRegisteredAndRecreated(t *testing.T) {
 		n, err := b.master.CoreV1().Nodes().Get(ctx, testNode, metav1.GetOptions{})
 		return err == nil && n.Spec.Unschedulable && n.Labels["tier"] == "gold", err
 	})
+}
+
+// TestRealNodeOfTheSameNameLeftAlone: a Cluster named after one of the
+// master's real Nodes does not take it over: the Node keeps its labels,
+// taints and status, its Lease is not renewed, its pods are not delegated,
+// and the node's health names the conflict.
+func TestRealNodeOfTheSameNameLeftAlone(t *testing.T) {
+	real := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode, Labels: map[string]string{"kubernetes.io/hostname": testNode}},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}}}}
+	b := runNodeOf(t, testNodeSpec(), []runtime.Object{real, masterPod("web-1", "1")}, nil, nil)
+	ctx := context.Background()
+	eventually(t, "the conflict reported", func() (bool, error) {
+		h := b.vn.Health()
+		return strings.Contains(h.LastError, "node "+testNode+" exists and is not Atoll's"), errors.New(h.LastError)
+	})
+	// Several passes of the node loop (PingInterval 50 ms) have run by the
+	// time a second report comes.
+	first := b.vn.Health().LastErrorTime
+	eventually(t, "the conflict reported again", func() (bool, error) {
+		return b.vn.Health().LastErrorTime.After(first), nil
+	})
+	n, err := b.master.CoreV1().Nodes().Get(ctx, testNode, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n.Labels[LabelCluster]; ok || len(n.Spec.Taints) > 0 || n.Status.Conditions[0].Reason != "KubeletReady" || len(n.Annotations) > 0 {
+		t.Errorf("the real node was changed: labels %v, taints %v, conditions %v, annotations %v", n.Labels, n.Spec.Taints, n.Status.Conditions, n.Annotations)
+	}
+	if _, err := b.master.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, testNode, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a lease for the real node: %v", err)
+	}
+	if pods, err := b.remote.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err != nil || len(pods.Items) > 0 {
+		t.Errorf("the real node's pod was delegated: %d copies (%v)", len(pods.Items), err)
+	}
+	select {
+	case <-b.vn.Ready():
+		t.Error("the virtual node started its workers for a node that is not Atoll's")
+	default:
+	}
 }
 
 // metricValue returns the value of a gauge or counter, or the sample count of

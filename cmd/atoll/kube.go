@@ -94,12 +94,14 @@ func writeOutput(w io.Writer, format string, v any) (bool, error) {
 	return false, nil
 }
 
-// ensureNamespace creates Atoll's namespace if it is missing (watch mode).
+// ensureNamespace creates Atoll's namespace if it is missing. An identity
+// that may not create namespaces (deploy/master's) is given one that
+// exists: a missing one shows in the first write to it.
 func ensureNamespace(ctx context.Context, client kubernetes.Interface, name string) error {
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	_, err := client.CoreV1().Namespaces().Create(cctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	if err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
 	return nil

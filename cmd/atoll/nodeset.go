@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -135,16 +134,7 @@ func (n *managerNodes) Remove(ctx context.Context, name string) error {
 	// Not run by this process: delete what an earlier one left in the
 	// master. Its remote is not cleaned up: which credentials reached it
 	// went with its declaration.
-	cctx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
-	if err := n.master.CoreV1().Nodes().Delete(cctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete node %s: %w", name, err)
-	}
-	err = n.master.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(cctx, name, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete node lease %s: %w", name, err)
-	}
-	return nil
+	return vnode.DeleteVirtualNode(ctx, n.master, name, n.timeout)
 }
 
 // watchCredentials watches the Secrets of Atoll's namespace, and looks at

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/atoll-dev/atoll/deploy"
 	"github.com/atoll-dev/atoll/reconcile"
 	"github.com/atoll-dev/atoll/test/testenv"
 )
@@ -37,6 +39,61 @@ func Namespace(t testing.TB, master kubernetes.Interface, prefix string) string 
 		_ = master.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	})
 	return name
+}
+
+// MasterIdentity applies deploy/master's RBAC to the bed's master, as
+// `kubectl apply -k deploy/master` does, and writes to dir a kubeconfig
+// for the ServiceAccount it binds (atoll-system/atoll), with a token valid
+// for ttl. Each test's Atoll keeps its state in a namespace of its own, ns:
+// the Roles deploy/master grants in atoll-system are bound there too (with
+// ns "", not). Atoll run with it has exactly the rights a real master
+// gives it, so a missing verb fails a test. The cluster-scoped objects
+// are the bed's, shared by its tests, as in a real master.
+func MasterIdentity(ctx context.Context, master *testenv.Cluster, ns, dir string, ttl time.Duration) (string, error) {
+	objs, err := deploy.Objects(deploy.MasterRBAC)
+	if err != nil {
+		return "", fmt.Errorf("deploy/master: %w", err)
+	}
+	const home = "atoll-system"
+	for _, u := range objs {
+		if k := u.GetKind(); ns != "" && u.GetNamespace() == home && (k == "Role" || k == "RoleBinding") {
+			c := u.DeepCopy()
+			c.SetNamespace(ns)
+			objs = append(objs, c)
+		}
+	}
+	if err := deploy.Apply(ctx, master.Config, objs); err != nil {
+		return "", fmt.Errorf("deploy/master: %w", err)
+	}
+	cs, err := master.Clientset()
+	if err != nil {
+		return "", err
+	}
+	tr, err := deploy.MintToken(ctx, cs, home+"/atoll", ttl)
+	if err != nil {
+		return "", err
+	}
+	ca, err := os.ReadFile(master.CAFile)
+	if err != nil {
+		return "", err
+	}
+	data, err := deploy.TokenKubeconfig(master.Name, master.Server, ca, "", tr.Status.Token)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "master-atoll.kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
+}
+
+// AtollKubeconfig is MasterIdentity for a test: its Atoll's namespace ns,
+// a token valid for two hours, the kubeconfig in a directory of the test.
+func AtollKubeconfig(t testing.TB, env *testenv.Env, ns string) string {
+	t.Helper()
+	path, err := MasterIdentity(testenv.Context(t), env.Master, ns, t.TempDir(), 2*time.Hour)
+	if err != nil {
+		t.Fatalf("Atoll's identity in the master: %v", err)
+	}
+	return path
 }
 
 // SecretName is the name of the kubeconfig Secret KubeconfigSecrets makes

@@ -57,7 +57,7 @@ func TestPullRequestWorkflow(t *testing.T) {
 		"--git-username", gitea.AdminUser, "--git-password-file", passwordFile,
 		"--status-provider", "gitea", "--status-url", gitea.APIURL, "--status-token-file", tokenFile,
 		"--webhook-secret-file", webhookSecret, "--http-addr", addr, "--metrics-addr", "",
-		"--kubeconfig", env.Master.Kubeconfig, "--namespace", ns, "--cache-dir", t.TempDir(),
+		"--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns, "--cache-dir", t.TempDir(),
 		"--node-ip", "127.0.0.1", "--drain-timeout", "1m", "--identity", "gitea-pr",
 		"--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s", "--log-level", "info")
 	fetch := func() {

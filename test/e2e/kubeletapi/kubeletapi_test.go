@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/atoll-dev/atoll/test/fleettest"
@@ -66,17 +67,28 @@ func setup(ctx context.Context, e *testenv.Env) (func(), error) {
 	}
 	kubeletAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	mgr, err := vnode.NewManager(vnode.ManagerConfig{Master: env.Master.Config, NodeIP: "127.0.0.1", KubeletPort: int32(port), Logger: logger})
+	// The node and its kubelet API reach the master and the remote with
+	// exactly the rights deploy/master and deploy/remote grant, so logs,
+	// exec, attach and port-forward prove those roles too.
+	identity := func(kubeconfig string, err error) (*rest.Config, error) {
+		if err != nil {
+			return nil, err
+		}
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	atollMaster, err := identity(fleettest.MasterIdentity(ctx, env.Master, "", env.Dir, 2*time.Hour))
 	if err != nil {
 		return nil, err
 	}
-	// The node reaches the remote with exactly the rights deploy/remote
-	// grants, so logs, exec, attach and port-forward prove that role too.
-	kc, err := fleettest.RemoteIdentity(ctx, env.Remotes[0], env.Dir, 2*time.Hour)
+	remote, err := identity(fleettest.RemoteIdentity(ctx, env.Remotes[0], env.Dir, 2*time.Hour))
 	if err != nil {
 		return nil, err
 	}
-	remote, err := clientcmd.BuildConfigFromFlags("", kc)
+	atollClient, err := kubernetes.NewForConfig(atollMaster)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := vnode.NewManager(vnode.ManagerConfig{Master: atollMaster, NodeIP: "127.0.0.1", KubeletPort: int32(port), Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +100,7 @@ func setup(ctx context.Context, e *testenv.Env) (func(), error) {
 	srv, err := kubeletapi.New(kubeletapi.Config{
 		Addr:         kubeletAddr,
 		Locator:      mgr,
-		Master:       master,
+		Master:       atollClient,
 		ClientCAFile: env.Master.CAFile,
 		TLSCertFile:  env.Master.KubeletServingCert,
 		TLSKeyFile:   env.Master.KubeletServingKey,

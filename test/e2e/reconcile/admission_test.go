@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +31,12 @@ func TestTolerateIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config := "atoll-e2e-" + ns // the suite's tests share the master
+	// Shipped empty by deploy/master: Atoll may update it, not create it.
+	const config = "atoll"
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: config}}
+	if _, err := master.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(testenv.Context(t), mwc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		_ = master.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), config, metav1.DeleteOptions{})
 	})
@@ -49,7 +55,7 @@ spec:
       matchLabels: {e2e-delegate: "yes"}
 `)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	fleettest.StartAtoll(t, env, atollBin, "tolerate", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+	fleettest.StartAtoll(t, env, atollBin, "tolerate", "watch", "--dir", dir, "--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--log-level", "info",
 		"--admission-addr", addr, "--admission-url", "https://"+addr, "--admission-config", config)
 

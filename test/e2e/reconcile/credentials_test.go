@@ -35,7 +35,7 @@ func TestRotatedCredentialsApplied(t *testing.T) {
 	}
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, remote.Name+".yaml"), fleettest.ClusterYAML(remote.Name, "secret:"+secret.Name))
-	fleettest.StartAtoll(t, env, atollBin, "credentials", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+	fleettest.StartAtoll(t, env, atollBin, "credentials", "watch", "--dir", dir, "--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--log-level", "info")
 
 	waitRotation(t, remote.Name, func() {
@@ -61,7 +61,7 @@ func TestRotatedKubeconfigFileApplied(t *testing.T) {
 	writeFile(t, kubeconfig, string(revoked))
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, remote.Name+".yaml"), fleettest.ClusterYAML(remote.Name, kubeconfig))
-	fleettest.StartAtoll(t, env, atollBin, "credentials-file", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+	fleettest.StartAtoll(t, env, atollBin, "credentials-file", "watch", "--dir", dir, "--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--log-level", "info")
 
 	waitRotation(t, remote.Name, func() { writeFile(t, kubeconfig, string(good)) })

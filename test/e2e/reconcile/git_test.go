@@ -24,7 +24,7 @@ import (
 // HTTP on addr and metrics on metricsAddr.
 func runArgs(t *testing.T, g *gitRepo, ns, identity, addr, metricsAddr string, extra ...string) []string {
 	return append([]string{"run", "--repo", g.URL, "--ref", "main", "--path", "fleet", "--interval", "1s", "--allow-insecure-http",
-		"--kubeconfig", env.Master.Kubeconfig, "--namespace", ns, "--http-addr", addr, "--metrics-addr", metricsAddr, "--cache-dir", t.TempDir(),
+		"--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns, "--http-addr", addr, "--metrics-addr", metricsAddr, "--cache-dir", t.TempDir(),
 		"--node-ip", "127.0.0.1", "--drain-timeout", "1m", "--identity", identity,
 		"--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s", "--log-level", "info"}, extra...)
 }

@@ -56,7 +56,7 @@ func TestClusterAdd(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "joined.yaml"), string(decl))
 	bogus := rejectedSecret(t, ns, s)
 	writeFile(t, filepath.Join(dir, "bogus.yaml"), fleettest.ClusterYAML("bogus", "secret:"+bogus))
-	fleettest.StartAtoll(t, env, atollBin, "watch-join", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+	fleettest.StartAtoll(t, env, atollBin, "watch-join", "watch", "--dir", dir, "--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--log-level", "info")
 	testenv.WaitFor(t, time.Minute, "joined Ready", func(ctx context.Context) (bool, error) { return fleettest.NodeReady(ctx, master, "joined") })
 

@@ -22,7 +22,7 @@ func TestRestartConverges(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "remote-1.yaml"), fleettest.ClusterYAML("remote-1", remoteKubeconfig["remote-1"]))
 	writeFile(t, filepath.Join(dir, "remote-2.yaml"), fleettest.ClusterYAML("remote-2", remoteKubeconfig["remote-2"]))
-	p := fleettest.StartAtoll(t, env, atollBin, "restart", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+	p := fleettest.StartAtoll(t, env, atollBin, "restart", "watch", "--dir", dir, "--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--drain-timeout", "2m", "--log-level", "info")
 
 	// Killed as soon as the first node exists.

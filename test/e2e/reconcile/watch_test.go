@@ -30,7 +30,7 @@ func TestWatch(t *testing.T) {
 	fleettest.CleanNodes(t, master)
 	ns := atollNamespace(t)
 	dir := t.TempDir()
-	p := fleettest.StartAtoll(t, env, atollBin, "watch", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+	p := fleettest.StartAtoll(t, env, atollBin, "watch", "watch", "--dir", dir, "--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--drain-timeout", "2m", "--log-level", "info")
 	// Started: the first pass (an empty directory, refused as declaring
 	// no cluster) is stored.
@@ -215,7 +215,7 @@ func TestWatchBoundedRender(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "bomb.yaml"), string(bomb))
 	writeFile(t, filepath.Join(dir, "kustomization.yaml"), "resources: [remote-1.yaml, bomb.yaml]\n")
-	fleettest.StartAtoll(t, env, atollBin, "watch-bomb", "watch", "--dir", dir, "--kubeconfig", env.Master.Kubeconfig, "--namespace", ns,
+	fleettest.StartAtoll(t, env, atollBin, "watch-bomb", "watch", "--dir", dir, "--kubeconfig", fleettest.AtollKubeconfig(t, env, ns), "--namespace", ns,
 		"--node-ip", "127.0.0.1", "--log-level", "info")
 	testenv.WaitFor(t, 2*time.Minute, "the exploding revision to fail on a render limit", func(ctx context.Context) (bool, error) {
 		st, err := reconcile.ReadStatus(ctx, master, ns)

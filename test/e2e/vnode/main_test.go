@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/atoll-dev/atoll/test/fleettest"
 	"github.com/atoll-dev/atoll/test/testenv"
@@ -26,7 +28,11 @@ var (
 	remotes  = map[string]kubernetes.Interface{} // by virtual node (= remote cluster) name
 	masterID string
 	atollBin string
-	nodes    = map[string]*nodeProcess{}
+	// atollKubeconfig and atollMaster are Atoll's identity in the master,
+	// with exactly the rights deploy/master grants (MasterIdentity).
+	atollKubeconfig string
+	atollMaster     *rest.Config
+	nodes           = map[string]*nodeProcess{}
 )
 
 func TestMain(m *testing.M) {
@@ -52,6 +58,12 @@ func setup(ctx context.Context, e *testenv.Env) (func(), error) {
 		return nil, err
 	}
 	if atollBin, err = testenv.BuildAtoll(ctx, env.Dir); err != nil {
+		return nil, err
+	}
+	if atollKubeconfig, err = fleettest.MasterIdentity(ctx, env.Master, "", env.Dir, 2*time.Hour); err != nil {
+		return nil, err
+	}
+	if atollMaster, err = clientcmd.BuildConfigFromFlags("", atollKubeconfig); err != nil {
 		return nil, err
 	}
 	teardown := func() {
@@ -98,7 +110,7 @@ func startNode(name, remoteKubeconfig string) (*nodeProcess, error) {
 	}
 	p := &nodeProcess{metricsAddr: fmt.Sprintf("127.0.0.1:%d", port)}
 	args := append([]string{"node", "--name", name,
-		"--kubeconfig", env.Master.Kubeconfig, "--remote-kubeconfig", remoteKubeconfig,
+		"--kubeconfig", atollKubeconfig, "--remote-kubeconfig", remoteKubeconfig,
 		"--node-ip", "127.0.0.1", "--log-level", "debug", "--metrics-addr", p.metricsAddr,
 	}, fleettest.KubeletAPIArgs(env, kubeletPort)...)
 	p.Process = fleettest.NewProcess(atollBin, filepath.Join(env.Dir, "logs", "atoll-node-"+name+".log"), args...)

@@ -24,7 +24,7 @@ import (
 // receives its metrics (nil: not exported).
 func startManager(t *testing.T, reg prometheus.Registerer) *vnode.Manager {
 	t.Helper()
-	m, err := vnode.NewManager(vnode.ManagerConfig{Master: env.Master.Config, NodeIP: "127.0.0.1",
+	m, err := vnode.NewManager(vnode.ManagerConfig{Master: atollMaster, NodeIP: "127.0.0.1",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
