@@ -221,7 +221,7 @@ func (v *VirtualNode) syncDependency(ctx context.Context, kind DependencyKind, n
 	case KindConfigMap:
 		var master *corev1.ConfigMap
 		if used {
-			m, err := v.master.configMaps.Lister().ConfigMaps(namespace).Get(name)
+			m, err := v.master.deps.configMap(namespace, name)
 			if err != nil && !apierrors.IsNotFound(err) {
 				return err
 			}
@@ -242,7 +242,7 @@ func (v *VirtualNode) syncDependency(ctx context.Context, kind DependencyKind, n
 	case KindSecret:
 		var master *corev1.Secret
 		if used {
-			m, err := v.master.secrets.Lister().Secrets(namespace).Get(name)
+			m, err := v.master.deps.secret(namespace, name)
 			if err != nil && !apierrors.IsNotFound(err) {
 				return err
 			}
@@ -272,23 +272,25 @@ func (v *VirtualNode) dependencyUsed(kind DependencyKind, namespace, name string
 
 // ensureDependencies copies every dependency of a master pod to the remote
 // before the pod is created. A missing optional object is skipped; a missing
-// required one is a *MissingDependencyError.
+// required one is a *MissingDependencyError; one of a namespace Atoll may not
+// read is a *DependencyAccessError.
 func (v *VirtualNode) ensureDependencies(ctx context.Context, pod *corev1.Pod) error {
 	for _, d := range PodDependencies(pod) {
-		var exists bool
+		var err error
 		switch d.Kind {
 		case KindConfigMap:
-			_, err := v.master.configMaps.Lister().ConfigMaps(pod.Namespace).Get(d.Name)
-			exists = err == nil
+			_, err = v.master.deps.configMap(pod.Namespace, d.Name)
 		case KindSecret:
-			_, err := v.master.secrets.Lister().Secrets(pod.Namespace).Get(d.Name)
-			exists = err == nil
+			_, err = v.master.deps.secret(pod.Namespace, d.Name)
 		}
-		if !exists {
-			if d.Optional {
-				continue
-			}
+		switch {
+		case apierrors.IsNotFound(err) && d.Optional:
+			continue
+		case apierrors.IsNotFound(err):
 			return &MissingDependencyError{Kind: d.Kind, Namespace: pod.Namespace, Name: d.Name}
+		case err != nil:
+			// Not known, not even whether an optional one exists.
+			return err
 		}
 		if err := v.syncDependency(ctx, d.Kind, pod.Namespace, d.Name); err != nil {
 			return fmt.Errorf("copy %s %s/%s: %w", lowerKind(d.Kind), pod.Namespace, d.Name, err)

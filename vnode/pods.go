@@ -168,6 +168,7 @@ func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) e
 	}
 	if err := v.ensureDependencies(ctx, master); err != nil {
 		var missing *MissingDependencyError
+		var denied *DependencyAccessError
 		switch {
 		case errors.As(err, &missing):
 			reason := "ConfigMapNotFound"
@@ -175,8 +176,12 @@ func (v *VirtualNode) createRemotePod(ctx context.Context, master *corev1.Pod) e
 				reason = "SecretNotFound"
 			}
 			v.reportProblem(ctx, master, ConditionDependenciesReady, reason, err.Error(), "FailedDependency")
+		case errors.As(err, &denied):
+			v.reportProblem(ctx, master, ConditionDependenciesReady, ReasonDependenciesForbidden, err.Error(), "FailedDependency")
 		case errors.Is(err, ErrNameConflict):
 			v.reportProblem(ctx, master, ConditionNameConflict, "NameConflict", err.Error(), "NameConflict")
+		case errors.Is(err, errDependencyCacheSyncing):
+			// Tried again when the cache has synced.
 		default:
 			v.recordError("dependency", err)
 		}

@@ -21,7 +21,8 @@ const (
 	// or Secret) has the name Atoll needs; the foreign object is not touched.
 	ConditionNameConflict corev1.PodConditionType = "atoll.dev/NameConflict"
 	// ConditionDependenciesReady is False while a required ConfigMap or
-	// Secret is missing in the master.
+	// Secret is missing in the master, or Atoll may not read the
+	// namespace's (ReasonDependenciesForbidden).
 	ConditionDependenciesReady corev1.PodConditionType = "atoll.dev/DependenciesReady"
 	// ConditionRemoteCreated is False while the remote refuses the pod
 	// (quota, admission); the create is retried.
@@ -38,6 +39,10 @@ const (
 	// ReasonRemoteDeleted is the master pod's status reason when its remote
 	// copy was deleted outside Atoll.
 	ReasonRemoteDeleted = "RemoteDeleted"
+	// ReasonDependenciesForbidden is ConditionDependenciesReady's reason
+	// while Atoll may not read the ConfigMaps or Secrets of the pod's
+	// namespace (DependencyAccessError).
+	ReasonDependenciesForbidden = "DependenciesForbidden"
 	// ReasonCopyFateUnknown is ConditionRemoteReachable's reason (and the
 	// Warning Event's) while a terminating pod waits for its remote.
 	ReasonCopyFateUnknown = "CopyFateUnknown"

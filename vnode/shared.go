@@ -27,9 +27,10 @@ const (
 // theirs: an informer handler costs two goroutines and a 1,024-entry
 // buffer, and one per node per informer would cost that for every node.
 type masterShared struct {
-	client     kubernetes.Interface
-	configMaps coreinformers.ConfigMapInformer
-	secrets    coreinformers.SecretInformer
+	client kubernetes.Interface
+	// deps are the ConfigMaps and Secrets of the namespaces whose pods the
+	// nodes run.
+	deps *dependencyCaches
 	// nodes are the master's virtual nodes (label atoll.dev/cluster).
 	nodes coreinformers.NodeInformer
 	// podInformer holds the master's pods bound to any node (newMasterPodFactory),
@@ -45,28 +46,27 @@ type masterShared struct {
 	factories []informers.SharedInformerFactory
 }
 
-// newMasterShared instantiates the shared informers: every ConfigMap and
-// Secret of the master, its virtual nodes (label atoll.dev/cluster), and its
-// pods bound to a node. The caller starts them (start) and stops them
-// (shutdown).
+// newMasterShared instantiates the shared informers: the master's virtual
+// nodes (label atoll.dev/cluster), its pods bound to a node, and the
+// ConfigMaps and Secrets of the namespaces the nodes look in (deps). The
+// caller starts them (start) and stops them (shutdown).
 func newMasterShared(client kubernetes.Interface, resync time.Duration, recorder func(string) record.EventRecorder) (masterShared, error) {
-	factory := informers.NewSharedInformerFactoryWithOptions(client, resync, informers.WithTransform(dropManagedFields))
 	nodeFactory := informers.NewSharedInformerFactoryWithOptions(client, resync, informers.WithTransform(dropManagedFields),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelCluster }))
 	podEvents := &fanout{route: nodeOf}
 	podFactory := newMasterPodFactory(client, resync, podEvents)
+	configMapEvents, secretEvents := &fanout{}, &fanout{}
 	s := masterShared{
 		client:          client,
-		configMaps:      factory.Core().V1().ConfigMaps(),
-		secrets:         factory.Core().V1().Secrets(),
+		deps:            newDependencyCaches(client, resync, configMapEvents, secretEvents),
 		nodes:           nodeFactory.Core().V1().Nodes(),
 		podInformer:     podFactory.Core().V1().Pods().Informer(),
 		recorder:        recorder,
-		configMapEvents: &fanout{},
-		secretEvents:    &fanout{},
+		configMapEvents: configMapEvents,
+		secretEvents:    secretEvents,
 		nodeEvents:      &fanout{route: nameOfNode},
 		podEvents:       podEvents,
-		factories:       []informers.SharedInformerFactory{factory, nodeFactory, podFactory},
+		factories:       []informers.SharedInformerFactory{nodeFactory, podFactory},
 	}
 	if err := s.podInformer.AddIndexers(cache.Indexers{
 		indexNode: func(obj any) ([]string, error) { return []string{nodeOf(obj)}, nil },
@@ -82,7 +82,7 @@ func newMasterShared(client kubernetes.Interface, resync time.Duration, recorder
 	for _, r := range []struct {
 		inf cache.SharedIndexInformer
 		f   *fanout
-	}{{s.configMaps.Informer(), s.configMapEvents}, {s.secrets.Informer(), s.secretEvents}, {s.nodes.Informer(), s.nodeEvents}, {s.podInformer, s.podEvents}} {
+	}{{s.nodes.Informer(), s.nodeEvents}, {s.podInformer, s.podEvents}} {
 		if _, err := r.inf.AddEventHandler(r.f); err != nil {
 			return masterShared{}, err
 		}
@@ -94,6 +94,7 @@ func (s masterShared) start(stop <-chan struct{}) {
 	for _, f := range s.factories {
 		f.Start(stop)
 	}
+	s.deps.start(stop)
 }
 
 // shutdown waits for the informers to stop once start's channel is closed.
@@ -101,6 +102,7 @@ func (s masterShared) shutdown() {
 	for _, f := range s.factories {
 		f.Shutdown()
 	}
+	s.deps.shutdown()
 }
 
 // newMasterPodFactory returns the factory of the shared master pod informer:

@@ -445,7 +445,6 @@ func referenceVolumes(vs []corev1.Volume) []corev1.Volume {
 func (v *VirtualNode) hasSynced() []cache.InformerSynced {
 	return []cache.InformerSynced{
 		v.master.pods.informer.HasSynced, v.master.nodes.Informer().HasSynced,
-		v.master.configMaps.Informer().HasSynced, v.master.secrets.Informer().HasSynced,
 		v.remote.pods.informer.HasSynced, v.remote.configMaps.Informer().HasSynced,
 		v.remote.secrets.Informer().HasSynced, v.remote.nodes.Informer().HasSynced,
 		v.remote.serviceAccounts.Informer().HasSynced, v.remote.namespaces.Informer().HasSynced,

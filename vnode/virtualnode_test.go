@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -412,6 +413,61 @@ func TestDependenciesCopiedSyncedAndCollected(t *testing.T) {
 	if _, err := b.master.CoreV1().ConfigMaps("shop").Get(ctx, "web-config", metav1.GetOptions{}); err != nil {
 		t.Fatalf("the master ConfigMap must stay: %v", err)
 	}
+}
+
+// TestDependenciesOfAnUnreadableNamespace: Atoll reads ConfigMaps and
+// Secrets only in the namespaces it runs pods of, with the rights bound
+// there. A pod whose Secret it may not read waits with a condition that
+// says what to bind; once the rights are there, it is delegated. No other
+// namespace's Secrets are listed.
+func TestDependenciesOfAnUnreadableNamespace(t *testing.T) {
+	var bound atomic.Bool
+	var listed sync.Map // namespaces whose secrets were listed
+	b := startNode(t, []runtime.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "web-secret", Namespace: "shop"}, Data: map[string][]byte{"pw": []byte("x")}},
+	}, nil, func(master, _ *fake.Clientset) {
+		master.PrependReactor("list", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			listed.Store(a.GetNamespace(), true)
+			if !bound.Load() {
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "", errors.New("no binding"))
+			}
+			return false, nil, nil
+		})
+	})
+	ctx := context.Background()
+	mp := masterPod("web-8", "8")
+	mp.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PW", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "web-secret"}, Key: "pw"}}}}
+	if _, err := b.master.CoreV1().Pods("shop").Create(ctx, mp, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "DependenciesReady=False, DependenciesForbidden", func() (bool, error) {
+		m, err := getMaster(b, "web-8")
+		if err != nil {
+			return false, err
+		}
+		c := findCondition(m.Status.Conditions, ConditionDependenciesReady)
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == ReasonDependenciesForbidden &&
+			strings.Contains(c.Message, "secrets of namespace shop") && strings.Contains(c.Message, DependenciesRole), fmt.Errorf("condition %+v", c)
+	})
+	if _, err := getRemote(b, "shop", "web-8"); !apierrors.IsNotFound(err) {
+		t.Fatalf("pod created without its Secret: %v", err)
+	}
+	bound.Store(true)
+	eventually(t, "delegated once the rights are bound", func() (bool, error) {
+		m, err := getMaster(b, "web-8")
+		if err != nil {
+			return false, err
+		}
+		_, rerr := b.remote.CoreV1().Secrets("shop").Get(ctx, "web-secret", metav1.GetOptions{})
+		c := findCondition(m.Status.Conditions, ConditionDependenciesReady)
+		return hasCondition(m, ConditionDelegated) && rerr == nil && (c == nil || c.Status == corev1.ConditionTrue), fmt.Errorf("secret copy: %v, condition %+v", rerr, c)
+	})
+	listed.Range(func(ns, _ any) bool {
+		if ns != "shop" {
+			t.Errorf("the master's secrets listed in namespace %q", ns)
+		}
+		return true
+	})
 }
 
 func TestCreateRefusedIsReportedAndRetried(t *testing.T) {

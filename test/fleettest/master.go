@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -20,6 +21,7 @@ import (
 	"github.com/atoll-dev/atoll/deploy"
 	"github.com/atoll-dev/atoll/reconcile"
 	"github.com/atoll-dev/atoll/test/testenv"
+	"github.com/atoll-dev/atoll/vnode"
 )
 
 // Namespace creates a master namespace named prefix plus a random suffix
@@ -94,6 +96,22 @@ func AtollKubeconfig(t testing.TB, env *testenv.Env, ns string) string {
 		t.Fatalf("Atoll's identity in the master: %v", err)
 	}
 	return path
+}
+
+// BindDependencies lets Atoll's identity in the master (MasterIdentity)
+// read the ConfigMaps and Secrets of namespace ns, as an admin does for a
+// namespace whose pods use them on virtual nodes (deploy/master's
+// ClusterRole vnode.DependenciesRole). The binding goes with the namespace.
+func BindDependencies(t testing.TB, master kubernetes.Interface, ns string) {
+	t.Helper()
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: vnode.DependenciesRole, Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: vnode.DependenciesRole},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "atoll-system", Name: "atoll"}},
+	}
+	if _, err := master.RbacV1().RoleBindings(ns).Create(testenv.Context(t), rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // SecretName is the name of the kubeconfig Secret KubeconfigSecrets makes

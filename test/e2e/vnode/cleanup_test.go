@@ -137,10 +137,12 @@ func TestManagerRemoveCleansRemote(t *testing.T) {
 }
 
 // runPodWithDependencies runs the pod web in the master namespace ns on
-// node, with the ConfigMap settings and the Secret token it uses.
+// node, with the ConfigMap settings and the Secret token it uses (the
+// namespace binds Atoll the right to read them).
 func runPodWithDependencies(t *testing.T, ns, node string) {
 	t.Helper()
 	ctx := testenv.Context(t)
+	fleettest.BindDependencies(t, master, ns)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: ns}, Data: map[string]string{"mode": "v1"}}
 	if _, err := master.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

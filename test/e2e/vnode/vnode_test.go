@@ -240,6 +240,7 @@ func TestFailingCommandFails(t *testing.T) {
 func TestDependenciesCopiedSyncedCollected(t *testing.T) {
 	ctx := testenv.Context(t)
 	ns := namespace(t)
+	fleettest.BindDependencies(t, master, ns)
 	node := env.Remotes[0].Name
 	rc := remotes[node]
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web-config", Namespace: ns}, Data: map[string]string{"mode": "v1"}}
@@ -311,6 +312,7 @@ func TestDependenciesCopiedSyncedCollected(t *testing.T) {
 func TestMissingConfigMapLeavesPodPending(t *testing.T) {
 	ctx := testenv.Context(t)
 	ns := namespace(t)
+	fleettest.BindDependencies(t, master, ns)
 	p := simplePod(ns, "needs-config", env.Remotes[0].Name)
 	p.Spec.Volumes = []corev1.Volume{
 		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "later"}}}},
@@ -341,6 +343,53 @@ func TestMissingConfigMapLeavesPodPending(t *testing.T) {
 	testenv.WaitFor(t, time.Minute, "pod Running once the ConfigMap exists (optional Secret skipped)", func(ctx context.Context) (bool, error) {
 		p, err := getPod(ctx, ns, "needs-config")
 		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+}
+
+// TestDependenciesReadOnlyWhereBound: Atoll may read ConfigMaps and
+// Secrets only in the namespaces that bind it deploy/master's ClusterRole
+// atoll-pod-dependencies. A pod whose Secret lies elsewhere waits, its
+// condition saying what to bind, and nothing of it reaches the remote;
+// once the namespace binds the role, the pod runs with its Secret copied.
+func TestDependenciesReadOnlyWhereBound(t *testing.T) {
+	ctx := testenv.Context(t)
+	ns := namespace(t)
+	node := env.Remotes[0].Name
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "web-secret", Namespace: ns}, StringData: map[string]string{"password": "hunter2"}}
+	if _, err := master.CoreV1().Secrets(ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := simplePod(ns, "web", node)
+	p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "web-secret"}, Key: "password"}}}}
+	if _, err := master.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, time.Minute, "DependenciesReady=False, DependenciesForbidden", func(ctx context.Context) (bool, error) {
+		p, err := getPod(ctx, ns, "web")
+		if err != nil {
+			return false, err
+		}
+		c := condition(p, vnode.ConditionDependenciesReady)
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == vnode.ReasonDependenciesForbidden &&
+			strings.Contains(c.Message, "secrets of namespace "+ns) && strings.Contains(c.Message, vnode.DependenciesRole) &&
+			p.Status.Phase == corev1.PodPending, fmt.Errorf("condition %+v phase %s", c, p.Status.Phase)
+	})
+	rc := remotes[node]
+	if _, err := rc.CoreV1().Secrets(ns).Get(ctx, "web-secret", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the Secret reached the remote without the rights to read it: %v", err)
+	}
+	if _, err := rc.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the pod reached the remote without its Secret: %v", err)
+	}
+	fleettest.BindDependencies(t, master, ns)
+	testenv.WaitFor(t, 2*time.Minute, "pod Running with its Secret copied once the namespace binds the role", func(ctx context.Context) (bool, error) {
+		p, err := getPod(ctx, ns, "web")
+		if err != nil {
+			return false, err
+		}
+		s, err := rc.CoreV1().Secrets(ns).Get(ctx, "web-secret", metav1.GetOptions{})
+		return err == nil && string(s.Data["password"]) == "hunter2" && p.Status.Phase == corev1.PodRunning, fmt.Errorf("phase %s, copy: %v", p.Status.Phase, err)
 	})
 }
 
