@@ -2,9 +2,11 @@ package vnode_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,28 +95,46 @@ func TestManagerLiveUpdateAndRemove(t *testing.T) {
 		cpu := n.Status.Allocatable.Cpu()
 		return n.Labels["tier"] == "gold" && n.Spec.Unschedulable && cpu.Cmp(resource.MustParse("10")) > 0, fmt.Errorf("labels=%v unschedulable=%v cpu=%s", n.Labels, n.Spec.Unschedulable, cpu)
 	})
-	// Someone strips the Node's labels, Atoll's own (which its Node cache
-	// selects on) included: they come back.
-	// Atoll writes the Node too (its status), so the edit retries on
-	// conflict as any client's read-modify-write must.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		stripped, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
+	// Someone strips the Node's labels, Atoll's own included: without
+	// atoll.dev/cluster=<name> it is no longer Atoll's Node, so Atoll
+	// leaves it as it is (deploy/master's policy would refuse the write
+	// anyway) and says why; labelled again, it is Atoll's, and its other
+	// labels come back. Atoll writes the Node too (its status), so the
+	// edits retry on conflict as any client's read-modify-write must.
+	setLabels := func(labels map[string]string) {
+		t.Helper()
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			n.Labels = labels
+			_, err = master.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
 			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		stripped.Labels = nil
-		_, err = master.CoreV1().Nodes().Update(ctx, stripped, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	testenv.WaitFor(t, time.Minute, "stripped labels restored", func(ctx context.Context) (bool, error) {
+	setLabels(nil)
+	testenv.WaitFor(t, time.Minute, "the stripped node reported as not Atoll's", func(ctx context.Context) (bool, error) {
+		for _, h := range m.Health() {
+			if h.Name == name {
+				return strings.Contains(h.LastError, "exists and is not Atoll's"), errors.New(h.LastError)
+			}
+		}
+		return false, nil
+	})
+	if n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil || len(n.Labels) > 0 {
+		t.Errorf("Atoll wrote labels on a Node that is not its own: %v (%v)", n.Labels, err)
+	}
+	setLabels(map[string]string{vnode.LabelCluster: name})
+	testenv.WaitFor(t, time.Minute, "labels restored once the node is Atoll's again", func(ctx context.Context) (bool, error) {
 		n, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
-		return n.Labels["tier"] == "gold" && n.Labels[vnode.LabelCluster] == name, fmt.Errorf("labels=%v", n.Labels)
+		return n.Labels["tier"] == "gold" && n.Labels["type"] == "virtual-kubelet", fmt.Errorf("labels=%v", n.Labels)
 	})
 	// Someone deletes the Node: it comes back.
 	old, err := master.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
