@@ -11,6 +11,17 @@ import _ "embed"
 //go:embed remote/rbac.yaml
 var RemoteRBAC []byte
 
+// RemoteNamespacedIdentity and RemoteNamespacedAccess are
+// deploy/remote-namespaced: Atoll's ServiceAccount in one namespace of a
+// remote it may use some namespaces of only, and its Role in each of them
+// (NamespacedRemote).
+var (
+	//go:embed remote-namespaced/identity.yaml
+	RemoteNamespacedIdentity []byte
+	//go:embed remote-namespaced/access.yaml
+	RemoteNamespacedAccess []byte
+)
+
 // MasterRBAC is deploy/master/rbac.yaml: Atoll's namespace, ServiceAccount
 // and roles in the master, and the admission policy that limits its Node
 // writes to its virtual nodes.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,12 +33,74 @@ func ApplyRemote(ctx context.Context, cfg *rest.Config) (string, error) {
 	if err := Apply(ctx, cfg, objs); err != nil {
 		return "", fmt.Errorf("deploy/remote: %w", err)
 	}
+	return serviceAccount(objs)
+}
+
+// ApplyRemoteNamespaced applies NamespacedRemote to the cluster of cfg, as
+// ApplyRemote does deploy/remote, and returns its ServiceAccount.
+func ApplyRemoteNamespaced(ctx context.Context, cfg *rest.Config, identityNamespace string, namespaces []string) (string, error) {
+	objs, err := NamespacedRemote(identityNamespace, namespaces)
+	if err != nil {
+		return "", err
+	}
+	if err := Apply(ctx, cfg, objs); err != nil {
+		return "", fmt.Errorf("deploy/remote-namespaced: %w", err)
+	}
+	return serviceAccount(objs)
+}
+
+// NamespacedRemote is deploy/remote-namespaced for a remote whose
+// namespaces Atoll may use are namespaces (all existing): its identity in
+// identityNamespace, one of them, and its Role, bound to that identity, in
+// each. Nothing is cluster-scoped, and nothing reaches another namespace.
+func NamespacedRemote(identityNamespace string, namespaces []string) ([]*unstructured.Unstructured, error) {
+	if !slices.Contains(namespaces, identityNamespace) {
+		return nil, fmt.Errorf("deploy/remote-namespaced: the identity's namespace %q is not one of the namespaces %v", identityNamespace, namespaces)
+	}
+	identity, err := Objects(RemoteNamespacedIdentity)
+	if err != nil {
+		return nil, fmt.Errorf("deploy/remote-namespaced: %w", err)
+	}
+	for _, u := range identity {
+		u.SetNamespace(identityNamespace)
+	}
+	out := identity
+	for _, ns := range namespaces {
+		access, err := Objects(RemoteNamespacedAccess)
+		if err != nil {
+			return nil, fmt.Errorf("deploy/remote-namespaced: %w", err)
+		}
+		for _, u := range access {
+			u.SetNamespace(ns)
+		}
+		out = append(out, access...)
+	}
+	// Every binding names the one identity.
+	for _, u := range out {
+		if u.GetKind() != "RoleBinding" {
+			continue
+		}
+		subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+		for _, s := range subjects {
+			if m, ok := s.(map[string]any); ok {
+				m["namespace"] = identityNamespace
+			}
+		}
+		if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// serviceAccount returns the ServiceAccount objs declare, as namespace/name.
+func serviceAccount(objs []*unstructured.Unstructured) (string, error) {
 	for _, u := range objs {
 		if u.GetKind() == "ServiceAccount" {
 			return u.GetNamespace() + "/" + u.GetName(), nil
 		}
 	}
-	return "", errors.New("deploy/remote declares no ServiceAccount")
+	return "", errors.New("the manifest declares no ServiceAccount")
 }
 
 // Objects decodes a manifest of YAML documents.

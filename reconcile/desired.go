@@ -111,6 +111,8 @@ func desiredNodes(f *Fleet) ([]NodeSpec, ErrorList) {
 			Credentials: c.Spec.Credentials,
 			Source:      c.doc.source(),
 		}
+		// The namespaces are a set: their order in the declaration is no change.
+		n.Namespaces.RestrictTo = slices.Sorted(slices.Values(n.Namespaces.RestrictTo))
 		if n.Credentials.SecretRef != nil {
 			ref := *n.Credentials.SecretRef
 			n.Credentials.SecretRef = &ref

@@ -75,15 +75,20 @@ func (c Credentials) String() string {
 	}
 }
 
-// String renders the namespace policy: "Same" or "Prefix hub-".
+// String renders the namespace policy: "Same", "Prefix hub-", and the
+// namespaces it is restricted to: "Same, only in shop,blog".
 func (n NamespacePolicy) String() string {
-	if n.Mode == NamespaceModePrefix {
-		return string(n.Mode) + " " + n.Prefix
+	s := string(n.Mode)
+	switch n.Mode {
+	case NamespaceModePrefix:
+		s += " " + n.Prefix
+	case "":
+		s = string(NamespaceModeSame)
 	}
-	if n.Mode == "" {
-		return string(NamespaceModeSame)
+	if len(n.RestrictTo) > 0 {
+		s += ", only in " + strings.Join(n.RestrictTo, ",")
 	}
-	return string(n.Mode)
+	return s
 }
 
 // String renders the caps: "cpu=4, memory=8Gi" or "none".

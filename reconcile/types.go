@@ -118,6 +118,13 @@ const (
 type NamespacePolicy struct {
 	Mode   NamespaceMode `json:"mode,omitempty"`
 	Prefix string        `json:"prefix,omitempty"`
+	// RestrictTo, when set, lists the remote namespaces Atoll may use, all
+	// of which exist: its remote identity then needs Roles in them only
+	// (deploy/remote-namespaced, `atoll cluster add --namespaces`). Atoll
+	// creates no namespace and reads no remote Node there; the node's
+	// capacity comes from the namespaces' ResourceQuotas, and a pod whose
+	// namespace maps elsewhere is not delegated.
+	RestrictTo []string `json:"restrictTo,omitempty"`
 }
 
 // PlacementPolicy adds labels, taints and capacity caps to every cluster

@@ -169,6 +169,19 @@ func validateClusterSpec(c *Cluster, mode Mode, add func(*FieldError)) {
 	default:
 		add(d.errorf(ns.child("mode"), "unsupported value %q: want %s or %s", c.Spec.Namespaces.Mode, NamespaceModeSame, NamespaceModePrefix))
 	}
+	for i, r := range c.Spec.Namespaces.RestrictTo {
+		at := ns.child("restrictTo").index(i)
+		switch {
+		case len(validation.IsDNS1123Label(r)) > 0:
+			add(d.errorf(at, "invalid namespace %q: %s", r, validation.IsDNS1123Label(r)[0]))
+		case strings.HasPrefix(r, reservedNamespacePrefix):
+			add(d.errorf(at, "namespace %q: namespaces starting with %q are the cluster's own components'", r, reservedNamespacePrefix))
+		case c.Spec.Namespaces.Mode == NamespaceModePrefix && !strings.HasPrefix(r, c.Spec.Namespaces.Prefix):
+			add(d.errorf(at, "namespace %q does not start with the prefix %q: no pod would land there", r, c.Spec.Namespaces.Prefix))
+		case slices.Contains(c.Spec.Namespaces.RestrictTo[:i], r):
+			add(d.errorf(at, "namespace %q listed twice", r))
+		}
+	}
 }
 
 func modeName(m Mode) string {

@@ -86,6 +86,33 @@ spec:
 			},
 		},
 		{
+			name: "namespaces a Cluster is restricted to",
+			files: map[string]string{"c.yaml": `apiVersion: atoll.dev/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  credentials: {secretRef: {name: s}}
+  namespaces:
+    restrictTo: [shop, Shop, kube-system, shop]
+---
+apiVersion: atoll.dev/v1alpha1
+kind: Cluster
+metadata: {name: d}
+spec:
+  credentials: {secretRef: {name: s}}
+  namespaces:
+    mode: Prefix
+    prefix: hub-
+    restrictTo: [hub-shop, shop]
+`},
+			wantErr: []string{
+				`c.yaml:7: spec.namespaces.restrictTo[1]: invalid namespace "Shop": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`,
+				`c.yaml:7: spec.namespaces.restrictTo[2]: namespace "kube-system": namespaces starting with "kube-" are the cluster's own components'`,
+				`c.yaml:7: spec.namespaces.restrictTo[3]: namespace "shop" listed twice`,
+				`c.yaml:17: spec.namespaces.restrictTo[1]: namespace "shop" does not start with the prefix "hub-": no pod would land there`,
+			},
+		},
+		{
 			name: "unknown fields at every level, all reported",
 			files: map[string]string{"c.yaml": `apiVersion: atoll.dev/v1alpha1
 kind: Cluster

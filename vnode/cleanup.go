@@ -64,9 +64,13 @@ const defaultServiceAccount = "default"
 //
 // Between the look into a namespace and its delete, something new may be
 // put there; the delete is conditional on the namespace only.
+//
+// A namespaced node (scope) looks only into its namespaces, and deletes
+// none: it created none.
 type remoteCleanup struct {
 	node     string
 	masterID string
+	scope    scope
 	client   metadata.Interface
 	timeout  time.Duration // of each call
 	log      *slog.Logger
@@ -85,20 +89,25 @@ func (c *remoteCleanup) run(ctx context.Context) (cleanupResult, error) {
 	var res cleanupResult
 	owned := ownedSelector(c.masterID, c.node)
 	for _, gvr := range copyResources {
-		items, err := c.list(ctx, gvr, metav1.NamespaceAll, owned)
-		if err != nil {
-			return res, err
-		}
-		for i := range items {
-			o := &items[i]
-			if !ownedBy(o, c.masterID, c.node) || o.DeletionTimestamp != nil {
-				continue
-			}
-			if err := c.delete(ctx, gvr, o); err != nil {
+		for _, ns := range c.scope.informerNamespaces() {
+			items, err := c.list(ctx, gvr, ns, owned)
+			if err != nil {
 				return res, err
 			}
-			res.copies++
+			for i := range items {
+				o := &items[i]
+				if !ownedBy(o, c.masterID, c.node) || o.DeletionTimestamp != nil {
+					continue
+				}
+				if err := c.delete(ctx, gvr, o); err != nil {
+					return res, err
+				}
+				res.copies++
+			}
 		}
+	}
+	if c.scope.namespaced() {
+		return res, nil
 	}
 	managed := labels.SelectorFromSet(managedNamespaceLabels(c.masterID, c.node))
 	namespaces, err := c.list(ctx, namespacesResource, "", managed.String())

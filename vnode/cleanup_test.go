@@ -75,6 +75,8 @@ func TestRemoteCleanup(t *testing.T) {
 		name    string
 		objects []runtime.Object
 		hook    func(*metadatafake.FakeMetadataClient)
+		// scope is the node's (a namespaced node reaches nothing outside it).
+		scope scope
 		// wantDeleted are the refs deleted; everything else stays.
 		wantDeleted []string
 		want        cleanupResult
@@ -148,6 +150,13 @@ func TestRemoteCleanup(t *testing.T) {
 			want:        cleanupResult{copies: 6, namespacesDeleted: 1, namespacesKept: 1},
 		},
 		{
+			name:        "a namespaced node: its copies in its namespaces go, no namespace does",
+			objects:     append(remoteObjects("shop", managed), remoteObjects("tools", managed)...),
+			scope:       scope{"shop"},
+			wantDeleted: ownedCopies("shop"),
+			want:        cleanupResult{copies: 3},
+		},
+		{
 			name:    "a remote that does not answer: nothing deleted",
 			objects: remoteObjects("shop", managed),
 			hook:    listFails("pods", unavailable),
@@ -169,6 +178,7 @@ func TestRemoteCleanup(t *testing.T) {
 				tt.hook(client)
 			}
 			c := testCleanup(client)
+			c.scope = tt.scope
 			got, err := c.run(context.Background())
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("run() error = %v, wantErr %v", err, tt.wantErr)
@@ -181,6 +191,11 @@ func TestRemoteCleanup(t *testing.T) {
 			want := slices.Sorted(slices.Values(tt.wantDeleted))
 			if !slices.Equal(deleted, want) {
 				t.Errorf("deleted %v\nwant    %v", deleted, want)
+			}
+			for _, a := range client.Actions() {
+				if !tt.scope.serves(a.GetNamespace()) {
+					t.Errorf("%s %s in namespace %q, outside the node's scope %v", a.GetVerb(), a.GetResource().Resource, a.GetNamespace(), tt.scope)
+				}
 			}
 		})
 	}

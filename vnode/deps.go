@@ -213,10 +213,14 @@ func copyMeta(m *metav1.ObjectMeta, ns NamespaceMapping, masterID, nodeName stri
 // syncDependency makes the remote copy of one master ConfigMap or Secret
 // match the master: created, updated, or deleted when the master object is
 // gone or no pod of this node uses it. A foreign object of the same name is
-// never touched (ErrNameConflict).
+// never touched (ErrNameConflict). Nothing is copied to a namespace outside
+// the node's scope: no pod of it goes there.
 func (v *VirtualNode) syncDependency(ctx context.Context, kind DependencyKind, namespace, name string) error {
-	used := v.dependencyUsed(kind, namespace, name)
 	remoteNS := v.ns.Remote(namespace)
+	if !v.remote.scope.serves(remoteNS) {
+		return nil
+	}
+	used := v.dependencyUsed(kind, namespace, name)
 	switch kind {
 	case KindConfigMap:
 		var master *corev1.ConfigMap
@@ -227,10 +231,7 @@ func (v *VirtualNode) syncDependency(ctx context.Context, kind DependencyKind, n
 			}
 			master = m
 		}
-		remote, err := v.remote.configMaps.Lister().ConfigMaps(remoteNS).Get(name)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return err
-		}
+		remote, _ := getAs[*corev1.ConfigMap](v.remote.configMaps, remoteNS, name)
 		if master == nil {
 			if remote == nil {
 				return nil
@@ -248,10 +249,7 @@ func (v *VirtualNode) syncDependency(ctx context.Context, kind DependencyKind, n
 			}
 			master = m
 		}
-		remote, err := v.remote.secrets.Lister().Secrets(remoteNS).Get(name)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return err
-		}
+		remote, _ := getAs[*corev1.Secret](v.remote.secrets, remoteNS, name)
 		if master == nil {
 			if remote == nil {
 				return nil

@@ -21,29 +21,61 @@ import (
 // (deduplicated), through a per-node token bucket (rate-limited); the master
 // EventRecorder aggregates and spam-filters further.
 //
-// It watches the remote's pod Events with a reflector of its own and is that
-// reflector's store: it keeps no Event, only the count each forwarded one
+// It watches the remote's pod Events with reflectors of its own, one for
+// the cluster or one per namespace of a namespaced node, and is their
+// stores (eventStore): it keeps no Event, only the count each forwarded one
 // was forwarded at. A remote cluster holds Events for all its pods, Atoll's
 // or not, several each; an informer cache of them would grow with the
 // remote, not with the pods this node runs.
 type remoteEvents struct {
 	v       *VirtualNode
 	limiter *rate.Limiter
-	synced  atomic.Bool
+	stores  []*eventStore
+}
+
+// eventStore is the store of one reflector of remote pod Events.
+type eventStore struct {
+	e         *remoteEvents
+	namespace string
+	synced    atomic.Bool
 
 	mu   sync.Mutex
 	seen map[types.UID]int32 // remote Event UID -> count forwarded
 }
 
-var _ cache.ReflectorStore = (*remoteEvents)(nil)
+var _ cache.ReflectorStore = (*eventStore)(nil)
 
 func newRemoteEvents(v *VirtualNode) *remoteEvents {
-	return &remoteEvents{v: v, limiter: rate.NewLimiter(20, 100), seen: map[types.UID]int32{}}
+	e := &remoteEvents{v: v, limiter: rate.NewLimiter(20, 100)}
+	for _, ns := range v.remote.scope.informerNamespaces() {
+		e.stores = append(e.stores, &eventStore{e: e, namespace: ns, seen: map[types.UID]int32{}})
+	}
+	return e
 }
 
 // run lists and watches the remote's pod Events until ctx ends.
 func (e *remoteEvents) run(ctx context.Context) {
-	events := e.v.remote.client.CoreV1().Events(metav1.NamespaceAll)
+	var wg sync.WaitGroup
+	for _, s := range e.stores {
+		wg.Go(func() { s.run(ctx) })
+	}
+	wg.Wait()
+}
+
+// hasSynced reports whether every reflector's first list was seen.
+func (e *remoteEvents) hasSynced() bool {
+	for _, s := range e.stores {
+		if !s.synced.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// run lists and watches the pod Events of the store's namespace.
+func (s *eventStore) run(ctx context.Context) {
+	v := s.e.v
+	events := v.remote.client.CoreV1().Events(s.namespace)
 	podEvents := func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("involvedObject.kind", "Pod").String()
 	}
@@ -56,25 +88,26 @@ func (e *remoteEvents) run(ctx context.Context) {
 			podEvents(&o)
 			return events.Watch(ctx, o)
 		},
-	}, e.v.remote.client)
-	cache.NewReflectorWithOptions(lw, &corev1.Event{}, e, cache.ReflectorOptions{Name: "remote pod events of " + e.v.name}).RunWithContext(ctx)
+	}, v.remote.client)
+	name := "remote pod events of " + v.name
+	if s.namespace != metav1.NamespaceAll {
+		name += " in " + s.namespace
+	}
+	cache.NewReflectorWithOptions(lw, &corev1.Event{}, s, cache.ReflectorOptions{Name: name}).RunWithContext(ctx)
 }
 
-// hasSynced reports whether the first list was seen.
-func (e *remoteEvents) hasSynced() bool { return e.synced.Load() }
-
 // Add is called by the reflector for a new remote Event.
-func (e *remoteEvents) Add(obj any) error { e.forward(obj); return nil }
+func (s *eventStore) Add(obj any) error { s.forward(obj); return nil }
 
 // Update is called by the reflector for a changed remote Event.
-func (e *remoteEvents) Update(obj any) error { e.forward(obj); return nil }
+func (s *eventStore) Update(obj any) error { s.forward(obj); return nil }
 
 // Delete is called by the reflector for a deleted remote Event.
-func (e *remoteEvents) Delete(obj any) error {
+func (s *eventStore) Delete(obj any) error {
 	if ev, ok := obj.(*corev1.Event); ok {
-		e.mu.Lock()
-		delete(e.seen, ev.UID)
-		e.mu.Unlock()
+		s.mu.Lock()
+		delete(s.seen, ev.UID)
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -82,27 +115,27 @@ func (e *remoteEvents) Delete(obj any) error {
 // Replace is called by the reflector with a full list (the first one, and
 // after a watch could not resume): what is new in it is forwarded, what is
 // gone is forgotten.
-func (e *remoteEvents) Replace(list []any, _ string) error {
+func (s *eventStore) Replace(list []any, _ string) error {
 	listed := make(map[types.UID]bool, len(list))
 	for _, obj := range list {
 		if ev, ok := obj.(*corev1.Event); ok {
 			listed[ev.UID] = true
-			e.forward(ev)
+			s.forward(ev)
 		}
 	}
-	e.mu.Lock()
-	for uid := range e.seen {
+	s.mu.Lock()
+	for uid := range s.seen {
 		if !listed[uid] {
-			delete(e.seen, uid)
+			delete(s.seen, uid)
 		}
 	}
-	e.mu.Unlock()
-	e.synced.Store(true)
+	s.mu.Unlock()
+	s.synced.Store(true)
 	return nil
 }
 
 // Resync is part of the reflector's store; there is nothing to resync.
-func (e *remoteEvents) Resync() error { return nil }
+func (s *eventStore) Resync() error { return nil }
 
 func eventCount(ev *corev1.Event) int32 {
 	c := ev.Count
@@ -129,7 +162,8 @@ func eventTime(ev *corev1.Event) time.Time {
 
 // forward re-emits one remote Event if it is about a pod this node manages,
 // new since the node started, and not forwarded yet at this count.
-func (e *remoteEvents) forward(obj any) {
+func (s *eventStore) forward(obj any) {
+	e := s.e
 	ev, ok := obj.(*corev1.Event)
 	if !ok || ev.InvolvedObject.Kind != "Pod" {
 		return
@@ -152,13 +186,13 @@ func (e *remoteEvents) forward(obj any) {
 		return
 	}
 	count := eventCount(ev)
-	e.mu.Lock()
-	if e.seen[ev.UID] >= count {
-		e.mu.Unlock()
+	s.mu.Lock()
+	if s.seen[ev.UID] >= count {
+		s.mu.Unlock()
 		return
 	}
-	e.seen[ev.UID] = count
-	e.mu.Unlock()
+	s.seen[ev.UID] = count
+	s.mu.Unlock()
 	if !e.limiter.Allow() {
 		e.v.recordError("events", errEventDropped)
 		return

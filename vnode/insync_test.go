@@ -100,7 +100,7 @@ func TestConvergedPodRemembered(t *testing.T) {
 	// A converged state is recognised from the resource versions alone: a
 	// cache entry whose content differs under the same versions (as no
 	// API server makes one) is not even read, so nothing is written.
-	store := b.vn.master.pods.informer.GetStore()
+	store := b.vn.master.pods.informers.of(metav1.NamespaceAll).GetStore()
 	obj, _, err := store.GetByKey("shop/web-1")
 	if err != nil {
 		t.Fatal(err)

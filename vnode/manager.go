@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -321,8 +322,8 @@ func (m *Manager) Add(spec NodeSpec) error {
 }
 
 // Update applies a changed spec. Labels, taints, capacity caps and cordon are
-// applied live without touching pods. A changed Remote or namespace mapping
-// restarts the node's controllers: pods are adopted again by origin UID, and
+// applied live without touching pods. A changed Remote, namespace mapping
+// or RemoteNamespaces restarts the node's controllers: pods are adopted again by origin UID, and
 // copies outside a changed mapping are deleted and made again inside it.
 func (m *Manager) Update(spec NodeSpec) error {
 	if err := spec.Validate(); err != nil {
@@ -334,7 +335,8 @@ func (m *Manager) Update(spec NodeSpec) error {
 		m.mu.Unlock()
 		return fmt.Errorf("update %s: %w", spec.Name, ErrNodeNotFound)
 	}
-	restart := !sameRemote(n.spec.Remote, spec.Remote) || n.spec.namespaceMapping() != spec.namespaceMapping()
+	restart := !sameRemote(n.spec.Remote, spec.Remote) || n.spec.namespaceMapping() != spec.namespaceMapping() ||
+		!slices.Equal(n.spec.RemoteNamespaces, spec.RemoteNamespaces)
 	n.spec = spec.clone()
 	if !restart || n.vn == nil {
 		if n.vn != nil {
@@ -424,7 +426,7 @@ func (m *Manager) startCleanupLocked(n *managedNode) {
 		m.log.Error("removed node's remote not cleaned up: what it made there stays", "node", name, "err", err)
 		return
 	}
-	c := &remoteCleanup{node: name, masterID: m.cfg.MasterID, client: client, timeout: m.cfg.RequestTimeout, log: n.vn.log}
+	c := &remoteCleanup{node: name, masterID: m.cfg.MasterID, scope: n.vn.remote.scope, client: client, timeout: m.cfg.RequestTimeout, log: n.vn.log}
 	ctx, cancel := context.WithCancel(m.runCtx)
 	p := &pendingCleanup{cancel: cancel, done: make(chan struct{})}
 	m.cleanups[name] = p

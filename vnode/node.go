@@ -39,6 +39,14 @@ type NodeSpec struct {
 	NamespaceMode NamespaceMode
 	// NamespacePrefix is the prefix for NamespacePrefix mode.
 	NamespacePrefix string
+	// RemoteNamespaces, when set, confines the node to these remote
+	// namespaces, which exist already: its remote identity needs Roles in
+	// them only (deploy/remote-namespaced). Atoll then creates and deletes
+	// no namespace and reads no remote Node: the Node is Ready while the
+	// remote API answers, and its allocatable comes from the namespaces'
+	// ResourceQuotas (RemoteQuotaAllocatable). A pod whose namespace maps
+	// to another is not delegated (ReasonNamespaceNotServed).
+	RemoteNamespaces []string
 	// Remote is how to reach the remote cluster's API server.
 	Remote *rest.Config
 }
@@ -62,6 +70,18 @@ func (s NodeSpec) Validate() error {
 		}
 	default:
 		return fmt.Errorf("node %s: unknown namespace mode %q", s.Name, s.NamespaceMode)
+	}
+	m := s.namespaceMapping()
+	for i, ns := range s.RemoteNamespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("node %s: remote namespace %q: %s", s.Name, ns, errs[0])
+		}
+		if _, ok := m.Master(ns); !ok {
+			return fmt.Errorf("node %s: remote namespace %q does not start with the namespace prefix %q", s.Name, ns, s.NamespacePrefix)
+		}
+		if slices.Contains(s.RemoteNamespaces[:i], ns) {
+			return fmt.Errorf("node %s: remote namespace %q listed twice", s.Name, ns)
+		}
 	}
 	for k, v := range s.Labels {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
@@ -95,6 +115,7 @@ func (s NodeSpec) clone() NodeSpec {
 	c := s
 	c.Labels = maps.Clone(s.Labels)
 	c.Taints = slices.Clone(s.Taints)
+	c.RemoteNamespaces = slices.Clone(s.RemoteNamespaces)
 	if s.Capacity != nil {
 		c.Capacity = s.Capacity.DeepCopy()
 	}
@@ -365,6 +386,7 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 	var (
 		failures     int
 		allocatable  corev1.ResourceList
+		unbounded    map[corev1.ResourceName]string // by no quota of a namespaced node
 		lastCapacity time.Time
 		lastStatus   time.Time
 		lastLease    time.Time
@@ -388,9 +410,9 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 			if rv := v.remoteVersion(ctx); rv != "" {
 				version = rv
 			}
-			switch a, err := v.computeAllocatable(ctx); {
+			switch a, u, err := v.computeAllocatable(ctx); {
 			case err == nil:
-				allocatable, lastCapacity = a, time.Now()
+				allocatable, unbounded, lastCapacity = a, u, time.Now()
 			case errors.Is(err, errRemoteNodesNotSynced):
 				// Unknown yet: asked again on the next tick.
 			default:
@@ -403,12 +425,16 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 		switch {
 		case !healthy:
 			st.Reason, st.Message = "RemoteUnreachable", "the remote API server does not answer"
-		case !v.remoteHasReadyNode():
+		case v.remote.nodes != nil && !v.remoteHasReadyNode():
+			// A namespaced node may not read the remote's nodes: it is
+			// Ready while the API answers and its capacity is known.
 			st.Reason, st.Message = "NoReadyRemoteNode", "the remote cluster has no schedulable Ready node"
 		case allocatable == nil:
 			// Ready with an unknown allocatable would let the scheduler see
 			// an empty node and turn pods away.
 			st.Reason, st.Message = "CapacityUnknown", "the remote cluster's capacity is not known yet"
+		case missingCapacity(unbounded, spec.Capacity) != "":
+			st.Reason, st.Message = "CapacityUnknown", missingCapacity(unbounded, spec.Capacity)
 		default:
 			st.Ready = true
 		}
@@ -420,7 +446,7 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 				v.resyncAll()
 			}
 		}
-		delegated := len(v.remote.pods.informer.GetStore().ListKeys())
+		delegated := v.remote.pods.informers.len()
 		v.metrics.delegatedPods.WithLabelValues(v.name).Set(float64(delegated))
 		v.healthMu.Lock()
 		v.health.Ready, v.health.Reason, v.health.DelegatedPods = st.Ready, st.Reason, delegated
@@ -510,15 +536,45 @@ func (v *VirtualNode) remoteNodeChanged(oldObj, newObj any) {
 	}
 }
 
-// computeAllocatable lists the remote's nodes (cache) and the running pods
-// not managed by this master (paged list), see RemoteAllocatable.
 // errRemoteNodesNotSynced says the remote node cache has not synced yet, so
 // no allocatable can be computed.
 var errRemoteNodesNotSynced = errors.New("remote node cache not synced")
 
-func (v *VirtualNode) computeAllocatable(ctx context.Context) (corev1.ResourceList, error) {
+// computeAllocatable returns what the remote can offer. Cluster-wide, from
+// its nodes (cache) and the running pods not managed by this master (paged
+// list), see RemoteAllocatable. A namespaced node's from its namespaces'
+// ResourceQuotas and the pods there not managed by this master, see
+// RemoteQuotaAllocatable, with the resources no quota bounds.
+func (v *VirtualNode) computeAllocatable(ctx context.Context) (corev1.ResourceList, map[corev1.ResourceName]string, error) {
+	others := LabelMaster + "!=" + v.masterID
+	if v.remote.scope.namespaced() {
+		var (
+			quotas []*corev1.ResourceQuota
+			pods   []*corev1.Pod
+		)
+		for _, ns := range v.remote.scope {
+			var list *corev1.ResourceQuotaList
+			err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) (err error) {
+				list, err = v.remote.client.CoreV1().ResourceQuotas(ns).List(c, metav1.ListOptions{})
+				return err
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("list remote resource quotas in %s: %w", ns, err)
+			}
+			for i := range list.Items {
+				quotas = append(quotas, &list.Items[i])
+			}
+			p, err := v.listPods(ctx, ns, others, "status.phase!=Succeeded,status.phase!=Failed")
+			if err != nil {
+				return nil, nil, err
+			}
+			pods = append(pods, p...)
+		}
+		a := RemoteQuotaAllocatable(v.remote.scope, quotas, pods)
+		return a.Allocatable, a.Unbounded, nil
+	}
 	if !v.remote.nodes.Informer().HasSynced() {
-		return nil, errRemoteNodesNotSynced
+		return nil, nil, errRemoteNodesNotSynced
 	}
 	var nodes []*corev1.Node
 	for _, obj := range v.remote.nodes.Informer().GetStore().List() {
@@ -526,30 +582,39 @@ func (v *VirtualNode) computeAllocatable(ctx context.Context) (corev1.ResourceLi
 			nodes = append(nodes, n)
 		}
 	}
-	var pods []*corev1.Pod
-	opts := metav1.ListOptions{
-		LabelSelector: LabelMaster + "!=" + v.masterID,
-		FieldSelector: "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed",
-		Limit:         500,
+	pods, err := v.listPods(ctx, metav1.NamespaceAll, others, "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed")
+	if err != nil {
+		return nil, nil, err
 	}
+	return RemoteAllocatable(nodes, pods, nil), nil, nil
+}
+
+// listPods lists the remote pods of a namespace (all: NamespaceAll) by
+// selectors, 500 a page, keeping of each what capacity reads: namespace,
+// node, containers, init containers, overhead and phase.
+func (v *VirtualNode) listPods(ctx context.Context, namespace, labelSelector, fieldSelector string) ([]*corev1.Pod, error) {
+	var pods []*corev1.Pod
+	opts := metav1.ListOptions{LabelSelector: labelSelector, FieldSelector: fieldSelector, Limit: 500}
 	for {
-		cctx, cancel := context.WithTimeout(ctx, v.cfg.RequestTimeout)
-		list, err := v.remote.client.CoreV1().Pods("").List(cctx, opts)
-		cancel()
+		var list *corev1.PodList
+		err := withTimeout(ctx, v.cfg.RequestTimeout, func(c context.Context) (err error) {
+			list, err = v.remote.client.CoreV1().Pods(namespace).List(c, opts)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("list remote pods: %w", err)
 		}
 		for i := range list.Items {
 			p := &list.Items[i]
-			pods = append(pods, &corev1.Pod{Spec: corev1.PodSpec{NodeName: p.Spec.NodeName, Containers: p.Spec.Containers,
-				InitContainers: p.Spec.InitContainers, Overhead: p.Spec.Overhead}, Status: corev1.PodStatus{Phase: p.Status.Phase}})
+			pods = append(pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace},
+				Spec: corev1.PodSpec{NodeName: p.Spec.NodeName, Containers: p.Spec.Containers,
+					InitContainers: p.Spec.InitContainers, Overhead: p.Spec.Overhead}, Status: corev1.PodStatus{Phase: p.Status.Phase}})
 		}
 		if list.Continue == "" {
-			break
+			return pods, nil
 		}
 		opts.Continue = list.Continue
 	}
-	return RemoteAllocatable(nodes, pods, nil), nil
 }
 
 // syncNode creates the Node if missing and brings its metadata, spec and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -65,12 +66,12 @@ func (v *VirtualNode) deleteStray(ctx context.Context, k workKey) (time.Duration
 		obj, _ = v.remote.pods.meta(k.namespace, k.name)
 	case keyConfigMap:
 		kind = KindConfigMap
-		if cm, err := v.remote.configMaps.Lister().ConfigMaps(k.namespace).Get(k.name); err == nil {
+		if cm, ok := getAs[*corev1.ConfigMap](v.remote.configMaps, k.namespace, k.name); ok {
 			obj = cm
 		}
 	case keySecret:
 		kind = KindSecret
-		if s, err := v.remote.secrets.Lister().Secrets(k.namespace).Get(k.name); err == nil {
+		if s, ok := getAs[*corev1.Secret](v.remote.secrets, k.namespace, k.name); ok {
 			obj = s
 		}
 	}

@@ -85,20 +85,20 @@ func podOf(obj any) *corev1.Pod {
 	return nil
 }
 
-// podCache reads a pod informer whose store holds *corev1.Pod and *leanPod
+// podCache reads pod informers whose stores hold *corev1.Pod and *leanPod
 // entries (a client-go lister would fail on the latter). With node set it
 // is one node's view of the shared master pod informer (masterShared): it
 // sees only the pods bound to that node.
 type podCache struct {
-	informer cache.SharedIndexInformer
-	node     string
+	informers scopedInformer
+	node      string
 }
 
 // entry returns the cache entry of the pod namespace/name: a *corev1.Pod or
 // a *leanPod.
 func (c podCache) entry(namespace, name string) (any, bool) {
-	obj, exists, err := c.informer.GetIndexer().GetByKey(namespace + "/" + name)
-	if err != nil || !exists || (c.node != "" && nodeOf(obj) != c.node) {
+	obj, ok := c.informers.get(namespace, name)
+	if !ok || (c.node != "" && nodeOf(obj) != c.node) {
 		return nil, false
 	}
 	return obj, true
@@ -125,9 +125,9 @@ func (c podCache) meta(namespace, name string) (metav1.Object, bool) {
 // entries returns every cache entry (of the node, if the cache is scoped).
 func (c podCache) entries() []any {
 	if c.node == "" {
-		return c.informer.GetStore().List()
+		return c.informers.list()
 	}
-	objs, err := c.informer.GetIndexer().ByIndex(indexNode, c.node)
+	objs, err := c.informers.of(metav1.NamespaceAll).GetIndexer().ByIndex(indexNode, c.node)
 	if err != nil {
 		return nil
 	}
@@ -140,7 +140,7 @@ func (c podCache) metas() []metav1.Object { return metasOf(c.entries()) }
 // users returns the metadata of the cached pods of the node that use a
 // ConfigMap or Secret (a node's view of the master pod cache only).
 func (c podCache) users(kind DependencyKind, namespace, name string) []metav1.Object {
-	objs, err := c.informer.GetIndexer().ByIndex(indexDependencies, nodeDepKey(c.node, kind, namespace, name))
+	objs, err := c.informers.of(metav1.NamespaceAll).GetIndexer().ByIndex(indexDependencies, nodeDepKey(c.node, kind, namespace, name))
 	if err != nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -66,6 +67,10 @@ func (v *VirtualNode) syncPod(ctx context.Context, namespace, name string) (time
 		}
 		if IsDaemonSetPod(master) {
 			v.refuseDaemonSetPod(ctx, master)
+			return 0, nil
+		}
+		if !v.remote.scope.serves(remoteNS) {
+			v.refuseNotServed(ctx, master, remoteNS)
 			return 0, nil
 		}
 		// A delegated pod whose copy an earlier namespace mapping made
@@ -153,8 +158,8 @@ func (v *VirtualNode) translateOptions() TranslateOptions {
 		NodeLabels: selectorDroppedLabels(nodeLabels(spec)),
 		NodeTaints: spec.Taints,
 		ServiceAccountExists: func(namespace, name string) bool {
-			_, err := v.remote.serviceAccounts.Lister().ServiceAccounts(namespace).Get(name)
-			return err == nil
+			_, ok := v.remote.serviceAccounts.get(namespace, name)
+			return ok
 		},
 	}
 }
@@ -365,7 +370,17 @@ func (v *VirtualNode) syncDeletion(ctx context.Context, master, remote *corev1.P
 		if v.outOfService() {
 			return 0, v.forceDeleteMaster(ctx, master)
 		}
-		v.reportCopyFateUnknown(ctx, master)
+		v.reportCopyFateUnknown(ctx, master, "the remote cluster does not answer")
+		return terminatingRecheck, nil
+	}
+	if remote == nil && !v.remote.scope.serves(remoteNS) {
+		// Outside the node's namespaces, where it can see no copy: a pod
+		// never delegated has none; one delegated while its namespace was
+		// served may still run there.
+		if !hasCondition(master, ConditionDelegated) || v.outOfService() {
+			return 0, v.forceDeleteMaster(ctx, master)
+		}
+		v.reportCopyFateUnknown(ctx, master, "the remote namespace "+remoteNS+" is no longer one the node may use")
 		return terminatingRecheck, nil
 	}
 	if remote == nil {
@@ -415,13 +430,13 @@ func (v *VirtualNode) outOfService() bool {
 }
 
 // reportCopyFateUnknown says once, on a terminating master pod past its
-// grace period, why it is still there.
-func (v *VirtualNode) reportCopyFateUnknown(ctx context.Context, master *corev1.Pod) {
+// grace period, why it is still there: why Atoll cannot see its copy.
+func (v *VirtualNode) reportCopyFateUnknown(ctx context.Context, master *corev1.Pod, why string) {
 	if c := findCondition(master.Status.Conditions, ConditionRemoteReachable); c != nil && c.Reason == ReasonCopyFateUnknown {
 		return
 	}
 	v.reportProblem(ctx, master, ConditionRemoteReachable, ReasonCopyFateUnknown,
-		"the remote cluster does not answer, so whether this pod's copy still runs is unknown: the pod is removed once the remote confirms the copy is gone, or at once if the node gets the "+corev1.TaintNodeOutOfService+" taint",
+		why+", so whether this pod's copy still runs is unknown: the pod is removed once the remote confirms the copy is gone, or at once if the node gets the "+corev1.TaintNodeOutOfService+" taint",
 		ReasonCopyFateUnknown)
 }
 
@@ -489,9 +504,10 @@ func (v *VirtualNode) deletePodCopy(ctx context.Context, remote metav1.Object) e
 
 // ensureNamespace creates a remote namespace, labelled as managed by this
 // master and node (managedNamespaceLabels), if missing. One that exists is
-// used as it is: it was not made by Atoll and stays when the node goes.
+// used as it is: it was not made by Atoll and stays when the node goes. A
+// namespaced node's namespaces exist already: it may not create any.
 func (v *VirtualNode) ensureNamespace(ctx context.Context, namespace string) error {
-	if _, ok := v.nsEnsured.Load(namespace); ok {
+	if _, ok := v.nsEnsured.Load(namespace); ok || v.remote.scope.namespaced() {
 		return nil
 	}
 	if ns, err := v.remote.namespaces.Lister().Get(namespace); err == nil && ns.DeletionTimestamp == nil {
@@ -560,6 +576,25 @@ func (v *VirtualNode) refuseDaemonSetPod(ctx context.Context, master *corev1.Pod
 	v.reportProblem(ctx, master, ConditionDelegated, ReasonDaemonSetPod,
 		"DaemonSet pods are not delegated: this virtual node is a whole cluster; run the DaemonSet in that cluster itself, or keep it off virtual nodes with a taint it does not tolerate",
 		ReasonDaemonSetPod)
+}
+
+// ReasonNamespaceNotServed is the reason of ConditionDelegated (False) and
+// of the Warning Event on a pod bound to a namespaced virtual node
+// (NodeSpec.RemoteNamespaces) whose namespace maps to a remote namespace
+// outside the node's.
+const ReasonNamespaceNotServed = "NamespaceNotServed"
+
+// refuseNotServed leaves undelegated a pod whose remote namespace the node
+// may not use, like refuseDaemonSetPod: Pending, ConditionDelegated False,
+// one Warning Event, nothing for its controller to replace.
+func (v *VirtualNode) refuseNotServed(ctx context.Context, master *corev1.Pod, remoteNS string) {
+	if c := findCondition(master.Status.Conditions, ConditionDelegated); c != nil && c.Reason == ReasonNamespaceNotServed {
+		return
+	}
+	v.reportProblem(ctx, master, ConditionDelegated, ReasonNamespaceNotServed,
+		fmt.Sprintf("this virtual node runs pods only in the remote namespaces %s; this pod's would be %s: keep it off the node (a taint its namespace does not tolerate), or serve that namespace (the Cluster's spec.namespaces.restrictTo, and Atoll's Role there)",
+			strings.Join(v.remote.scope, ", "), remoteNS),
+		ReasonNamespaceNotServed)
 }
 
 // markRemoteDeleted fails a master pod whose remote copy was deleted outside

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,13 +67,18 @@ type masterSide struct {
 }
 
 type remoteSide struct {
-	client          kubernetes.Interface
+	client kubernetes.Interface
+	// scope is the remote namespaces the node works in; the informers of
+	// namespaced kinds hold only these (scopedInformer).
+	scope           scope
 	pods            podCache
-	configMaps      coreinformers.ConfigMapInformer
-	secrets         coreinformers.SecretInformer
-	nodes           coreinformers.NodeInformer
-	serviceAccounts coreinformers.ServiceAccountInformer
-	namespaces      coreinformers.NamespaceInformer
+	configMaps      scopedInformer
+	secrets         scopedInformer
+	serviceAccounts scopedInformer
+	// nodes and namespaces are nil for a namespaced node, whose identity
+	// may read neither.
+	nodes      coreinformers.NodeInformer
+	namespaces coreinformers.NamespaceInformer
 }
 
 // VirtualNode is one remote cluster shown in the master as one Node. It is a
@@ -153,27 +159,31 @@ func newVirtualNode(spec NodeSpec, cfg ManagerConfig, shared masterShared, remot
 	)
 
 	// Master: the pods bound to this node, read from the shared pod cache.
-	v.master = masterSide{masterShared: shared, pods: podCache{informer: shared.podInformer, node: spec.Name}}
+	v.master = masterSide{masterShared: shared, pods: podCache{informers: clusterWide(shared.podInformer), node: spec.Name}}
 
 	// Remote: objects this master and node own, plus what the node status
-	// and translation need to know.
+	// and translation need to know, in each namespace of the node's scope.
+	v.remote = remoteSide{client: remoteClient, scope: scope(slices.Clone(spec.RemoteNamespaces)),
+		pods: podCache{informers: scopedInformer{}}, configMaps: scopedInformer{}, secrets: scopedInformer{}, serviceAccounts: scopedInformer{}}
 	owned := ownedSelector(cfg.MasterID, spec.Name)
-	rOwned := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
-		informers.WithTransform(leanRemotePod),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = owned }))
-	rAll := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod,
-		informers.WithTransform(dropManagedFields))
-	v.remote = remoteSide{
-		client:          remoteClient,
-		pods:            podCache{informer: rOwned.Core().V1().Pods().Informer()},
-		configMaps:      rOwned.Core().V1().ConfigMaps(),
-		secrets:         rOwned.Core().V1().Secrets(),
-		nodes:           rAll.Core().V1().Nodes(),
-		serviceAccounts: rAll.Core().V1().ServiceAccounts(),
-		namespaces:      rAll.Core().V1().Namespaces(),
+	var rAll informers.SharedInformerFactory
+	for _, ns := range v.remote.scope.informerNamespaces() {
+		rOwned := informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod, informers.WithNamespace(ns),
+			informers.WithTransform(leanRemotePod),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = owned }))
+		rAll = informers.NewSharedInformerFactoryWithOptions(remoteClient, cfg.ResyncPeriod, informers.WithNamespace(ns),
+			informers.WithTransform(dropManagedFields))
+		v.remote.pods.informers[ns] = rOwned.Core().V1().Pods().Informer()
+		v.remote.configMaps[ns] = rOwned.Core().V1().ConfigMaps().Informer()
+		v.remote.secrets[ns] = rOwned.Core().V1().Secrets().Informer()
+		v.remote.serviceAccounts[ns] = rAll.Core().V1().ServiceAccounts().Informer()
+		v.factories = append(v.factories, rOwned, rAll)
+	}
+	if !v.remote.scope.namespaced() {
+		v.remote.nodes = rAll.Core().V1().Nodes()
+		v.remote.namespaces = rAll.Core().V1().Namespaces()
 	}
 	v.events = newRemoteEvents(v)
-	v.factories = []informers.SharedInformerFactory{rOwned, rAll}
 	return v
 }
 
@@ -443,13 +453,16 @@ func referenceVolumes(vs []corev1.Volume) []corev1.Volume {
 }
 
 func (v *VirtualNode) hasSynced() []cache.InformerSynced {
-	return []cache.InformerSynced{
-		v.master.pods.informer.HasSynced, v.master.nodes.Informer().HasSynced,
-		v.remote.pods.informer.HasSynced, v.remote.configMaps.Informer().HasSynced,
-		v.remote.secrets.Informer().HasSynced, v.remote.nodes.Informer().HasSynced,
-		v.remote.serviceAccounts.Informer().HasSynced, v.remote.namespaces.Informer().HasSynced,
+	synced := []cache.InformerSynced{
+		v.master.pods.informers.hasSynced, v.master.nodes.Informer().HasSynced,
+		v.remote.pods.informers.hasSynced, v.remote.configMaps.hasSynced,
+		v.remote.secrets.hasSynced, v.remote.serviceAccounts.hasSynced,
 		v.events.hasSynced,
 	}
+	if v.remote.nodes != nil {
+		synced = append(synced, v.remote.nodes.Informer().HasSynced, v.remote.namespaces.Informer().HasSynced)
+	}
+	return synced
 }
 
 // resyncAll enqueues every master pod and every remote copy: a full
@@ -467,12 +480,12 @@ func (v *VirtualNode) resyncAll() {
 // enqueueRemoteDependencies enqueues every ConfigMap and Secret copy: their
 // sync updates them from the master or deletes those no pod uses.
 func (v *VirtualNode) enqueueRemoteDependencies() {
-	for _, obj := range v.remote.configMaps.Informer().GetStore().List() {
+	for _, obj := range v.remote.configMaps.list() {
 		if cm, ok := obj.(*corev1.ConfigMap); ok {
 			v.queue.Add(v.remoteKeyOf(keyConfigMap, cm))
 		}
 	}
-	for _, obj := range v.remote.secrets.Informer().GetStore().List() {
+	for _, obj := range v.remote.secrets.list() {
 		if s, ok := obj.(*corev1.Secret); ok {
 			v.queue.Add(v.remoteKeyOf(keySecret, s))
 		}
@@ -542,7 +555,7 @@ func (v *VirtualNode) registerHandlers() error {
 			v.notifyPod(obj)
 		}
 	}
-	if _, err := v.remote.pods.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if err := v.remote.pods.informers.addEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { remotePodChanged(obj, true) },
 		UpdateFunc: func(o, n any) {
 			om, ok1 := metaOf(o)
@@ -594,16 +607,14 @@ func (v *VirtualNode) registerHandlers() error {
 		// A deleted Node is registered again at once.
 		v.master.nodeEvents.add(v.name, cache.ResourceEventHandlerFuncs{DeleteFunc: func(any) { v.triggerNode() }}),
 	)
-	for _, r := range []struct {
-		inf     cache.SharedIndexInformer
-		handler cache.ResourceEventHandler
-	}{
-		{v.remote.configMaps.Informer(), depHandler(keyConfigMap, true)},
-		{v.remote.secrets.Informer(), depHandler(keySecret, true)},
-	} {
-		if _, err := r.inf.AddEventHandler(r.handler); err != nil {
-			return err
-		}
+	if err := v.remote.configMaps.addEventHandler(depHandler(keyConfigMap, true)); err != nil {
+		return err
+	}
+	if err := v.remote.secrets.addEventHandler(depHandler(keySecret, true)); err != nil {
+		return err
+	}
+	if v.remote.nodes == nil {
+		return nil
 	}
 	if _, err := v.remote.nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) {},
@@ -618,14 +629,14 @@ func (v *VirtualNode) registerHandlers() error {
 // remoteCopyExists reports whether this node has a remote copy of a master object.
 func (v *VirtualNode) remoteCopyExists(kind DependencyKind, namespace, name string) bool {
 	rns := v.ns.Remote(namespace)
-	var err error
+	var ok bool
 	switch kind {
 	case KindConfigMap:
-		_, err = v.remote.configMaps.Lister().ConfigMaps(rns).Get(name)
+		_, ok = v.remote.configMaps.get(rns, name)
 	case KindSecret:
-		_, err = v.remote.secrets.Lister().Secrets(rns).Get(name)
+		_, ok = v.remote.secrets.get(rns, name)
 	}
-	return err == nil
+	return ok
 }
 
 func (v *VirtualNode) enqueueDependencies(p *corev1.Pod) {

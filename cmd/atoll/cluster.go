@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,7 +41,11 @@ type clusterAddOptions struct {
 	server           string
 	namespaceMode    string
 	namespacePrefix  string
-	tokenTTL         time.Duration
+	// namespaces, when set, restrict Atoll to these remote namespaces
+	// (deploy/remote-namespaced), its identity in identityNamespace.
+	namespaces        []string
+	identityNamespace string
+	tokenTTL          time.Duration
 }
 
 func newClusterCommand() *cobra.Command {
@@ -61,7 +66,11 @@ func newClusterAddCommand() *cobra.Command {
 that cluster (--remote-kubeconfig), which is used here only:
 
 1. applies deploy/remote there (namespace atoll-system, ServiceAccount
-   atoll, its least-privilege roles);
+   atoll, its least-privilege roles), or, with --namespaces, the
+   namespaced deploy/remote-namespaced: the ServiceAccount atoll in one of
+   those namespaces (--identity-namespace, default the first) and a Role
+   in each, nothing cluster-wide; the namespaces must exist, and the
+   Cluster printed is restricted to them (spec.namespaces.restrictTo);
 2. mints a token for that ServiceAccount (TokenRequest, --token-ttl) and
    writes a kubeconfig holding it, inline, to the Secret NAME-kubeconfig in
    Atoll's namespace of the master (--kubeconfig, --context, --namespace);
@@ -72,7 +81,8 @@ passed), with the token itself; atoll status shows when the credentials
 expire, or that the remote rejected their renewal. Running the command
 again mints a new token.`,
 		Example: `  atoll cluster add cern-001 --remote-kubeconfig cern-001-admin.kubeconfig > clusters/cern-001.yaml
-  atoll cluster add gke-002 --remote-kubeconfig ~/.kube/config --remote-context gke-002 --namespace-mode Prefix --namespace-prefix hub-`,
+  atoll cluster add gke-002 --remote-kubeconfig ~/.kube/config --remote-context gke-002 --namespace-mode Prefix --namespace-prefix hub-
+  atoll cluster add lab-003 --remote-kubeconfig team-admin.kubeconfig --namespaces shop,blog`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runClusterAdd(cmd.Context(), o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -85,17 +95,26 @@ again mints a new token.`,
 	f.StringVar(&o.server, "server", "", "the remote's API server URL as Atoll reaches it (default: the one in --remote-kubeconfig)")
 	f.StringVar(&o.namespaceMode, "namespace-mode", string(reconcile.NamespaceModeSame), "where pods go in the remote: Same (the master namespace) or Prefix")
 	f.StringVar(&o.namespacePrefix, "namespace-prefix", "", "the prefix of remote namespaces, with --namespace-mode Prefix")
+	f.StringSliceVar(&o.namespaces, "namespaces", nil, "the remote namespaces Atoll may use, all existing: it gets Roles there only (default: cluster-wide rights)")
+	f.StringVar(&o.identityNamespace, "identity-namespace", "", "with --namespaces, the one of them that holds Atoll's ServiceAccount (default: the first)")
 	f.DurationVar(&o.tokenTTL, "token-ttl", defaultTokenTTL, "lifetime of the token (at least 10m; the remote may cap it)")
 	_ = cmd.MarkFlagRequired("remote-kubeconfig")
 	return cmd
 }
 
 // clusterYAML is the Cluster declaration `atoll cluster add` prints.
-func clusterYAML(name, secret, mode, prefix string) string {
+func clusterYAML(name, secret string, o clusterAddOptions) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: atoll.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: %s\nspec:\n  credentials:\n    secretRef: {name: %s}\n", name, secret)
-	if mode == string(reconcile.NamespaceModePrefix) {
-		fmt.Fprintf(&b, "  namespaces: {mode: Prefix, prefix: %s}\n", prefix)
+	var ns []string
+	if o.namespaceMode == string(reconcile.NamespaceModePrefix) {
+		ns = append(ns, "mode: Prefix", "prefix: "+o.namespacePrefix)
+	}
+	if len(o.namespaces) > 0 {
+		ns = append(ns, "restrictTo: ["+strings.Join(o.namespaces, ", ")+"]")
+	}
+	if len(ns) > 0 {
+		fmt.Fprintf(&b, "  namespaces: {%s}\n", strings.Join(ns, ", "))
 	}
 	return b.String()
 }
@@ -105,9 +124,15 @@ func runClusterAdd(ctx context.Context, o clusterAddOptions, name string, stdout
 		return fmt.Errorf("--token-ttl %s: at least 10m (the shortest token Kubernetes issues)", o.tokenTTL)
 	}
 	secretName := name + "-kubeconfig"
-	decl := clusterYAML(name, secretName, o.namespaceMode, o.namespacePrefix)
+	decl := clusterYAML(name, secretName, o)
 	if err := validateDeclaration(ctx, name, decl); err != nil {
 		return err
+	}
+	switch {
+	case o.identityNamespace != "" && len(o.namespaces) == 0:
+		return errors.New("--identity-namespace: only with --namespaces")
+	case o.identityNamespace == "" && len(o.namespaces) > 0:
+		o.identityNamespace = o.namespaces[0]
 	}
 	remote, err := loadKubeconfig(o.remoteKubeconfig, o.remoteContext)
 	if err != nil {
@@ -117,11 +142,18 @@ func runClusterAdd(ctx context.Context, o clusterAddOptions, name string, stdout
 	if err != nil {
 		return err
 	}
-	account, err := deploy.ApplyRemote(ctx, remote)
+	manifest, apply := "deploy/remote", func() (string, error) { return deploy.ApplyRemote(ctx, remote) }
+	if len(o.namespaces) > 0 {
+		manifest = "deploy/remote-namespaced (namespaces " + strings.Join(o.namespaces, ", ") + ")"
+		apply = func() (string, error) {
+			return deploy.ApplyRemoteNamespaced(ctx, remote, o.identityNamespace, o.namespaces)
+		}
+	}
+	account, err := apply()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "applied deploy/remote in %s: ServiceAccount %s\n", remote.Host, account)
+	fmt.Fprintf(stderr, "applied %s in %s: ServiceAccount %s\n", manifest, remote.Host, account)
 	server := o.server
 	if server == "" {
 		server = remote.Host

@@ -4,26 +4,91 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/atoll-dev/atoll/deploy"
 )
 
 func TestClusterDeclarationValid(t *testing.T) {
-	for _, tt := range []struct{ mode, prefix string }{{"Same", ""}, {"Prefix", "hub-"}} {
-		if err := validateDeclaration(context.Background(), "cern-001", clusterYAML("cern-001", "cern-001-kubeconfig", tt.mode, tt.prefix)); err != nil {
-			t.Errorf("mode %s: %v", tt.mode, err)
+	for _, o := range []clusterAddOptions{
+		{namespaceMode: "Same"},
+		{namespaceMode: "Prefix", namespacePrefix: "hub-"},
+		{namespaceMode: "Same", namespaces: []string{"shop", "blog"}},
+		{namespaceMode: "Prefix", namespacePrefix: "hub-", namespaces: []string{"hub-shop"}},
+	} {
+		decl := clusterYAML("cern-001", "cern-001-kubeconfig", o)
+		if err := validateDeclaration(context.Background(), "cern-001", decl); err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
+		if len(o.namespaces) > 0 && !strings.Contains(decl, "restrictTo: ["+strings.Join(o.namespaces, ", ")+"]") {
+			t.Errorf("%+v: the declaration is not restricted to the namespaces:\n%s", o, decl)
 		}
 	}
-	if err := validateDeclaration(context.Background(), "cern-001", clusterYAML("cern-001", "s", "Prefix", "kube-")); err == nil {
-		t.Error("a kube- prefix was accepted")
+	for what, o := range map[string]clusterAddOptions{
+		"a kube- prefix":                   {namespaceMode: "Prefix", namespacePrefix: "kube-"},
+		"kube-system among the namespaces": {namespaceMode: "Same", namespaces: []string{"shop", "kube-system"}},
+		"a namespace outside the prefix":   {namespaceMode: "Prefix", namespacePrefix: "hub-", namespaces: []string{"shop"}},
+	} {
+		if err := validateDeclaration(context.Background(), "cern-001", clusterYAML("cern-001", "s", o)); err == nil {
+			t.Errorf("%s was accepted", what)
+		}
 	}
-	if err := validateDeclaration(context.Background(), "Bad_Name", clusterYAML("Bad_Name", "s", "Same", "")); err == nil {
+	if err := validateDeclaration(context.Background(), "Bad_Name", clusterYAML("Bad_Name", "s", clusterAddOptions{namespaceMode: "Same"})); err == nil {
 		t.Error("an invalid name was accepted")
+	}
+}
+
+// TestNamespacedRemote: the namespaced deploy/remote-namespaced grants
+// nothing cluster-wide and nothing outside the namespaces, and binds each
+// namespace's Role to the one identity.
+func TestNamespacedRemote(t *testing.T) {
+	objs, err := deploy.NamespacedRemote("shop", []string{"shop", "blog"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]bool{}
+	for _, u := range objs {
+		ns := u.GetNamespace()
+		if ns != "shop" && ns != "blog" {
+			t.Errorf("%s %s in namespace %q", u.GetKind(), u.GetName(), ns)
+		}
+		switch u.GetKind() {
+		case "ServiceAccount", "Role", "RoleBinding":
+		default:
+			t.Errorf("%s %s: only ServiceAccount, Role and RoleBinding are namespaced rights", u.GetKind(), u.GetName())
+		}
+		if u.GetKind() == "ServiceAccount" && ns != "shop" {
+			t.Errorf("ServiceAccount in %s, want shop", ns)
+		}
+		if u.GetKind() == "Role" && u.GetName() == "atoll-remote" {
+			roles[ns] = true
+			rules, _, _ := unstructured.NestedSlice(u.Object, "rules")
+			for _, r := range rules {
+				res, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources")
+				if slices.Contains(res, "namespaces") || slices.Contains(res, "nodes") {
+					t.Errorf("the Role grants %v", res)
+				}
+			}
+		}
+		if u.GetKind() == "RoleBinding" {
+			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+			if len(subjects) != 1 || subjects[0].(map[string]any)["namespace"] != "shop" || subjects[0].(map[string]any)["name"] != "atoll" {
+				t.Errorf("RoleBinding %s/%s subjects %v, want shop/atoll", ns, u.GetName(), subjects)
+			}
+		}
+	}
+	if !roles["shop"] || !roles["blog"] {
+		t.Errorf("atoll-remote Roles in %v, want shop and blog", roles)
+	}
+	if _, err := deploy.NamespacedRemote("tools", []string{"shop"}); err == nil {
+		t.Error("an identity outside the namespaces was accepted")
 	}
 }
 

@@ -263,6 +263,7 @@ func (n *managerNodes) vnodeSpec(ctx context.Context, spec reconcile.NodeSpec) (
 	} else {
 		vs.NamespaceMode = vnode.NamespaceSame
 	}
+	vs.RemoteNamespaces = slices.Clone(spec.Namespaces.RestrictTo)
 	return vs, version, nil
 }
 
