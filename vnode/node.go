@@ -448,11 +448,15 @@ func (v *VirtualNode) runNodeStatus(ctx context.Context) {
 		}
 		delegated := v.remote.pods.informers.len()
 		v.metrics.delegatedPods.WithLabelValues(v.name).Set(float64(delegated))
-		v.healthMu.Lock()
-		v.health.Ready, v.health.Reason, v.health.DelegatedPods = st.Ready, st.Reason, delegated
-		v.healthMu.Unlock()
-
 		written, err := v.syncNode(ctx, spec, st, time.Since(lastStatus) >= time.Minute)
+		ready, reason := st.Ready, st.Reason
+		if errors.Is(err, ErrNotVirtual) {
+			// The Node is someone else's: this node runs nothing.
+			ready, reason = false, ReasonNotAtollsNode
+		}
+		v.healthMu.Lock()
+		v.health.Ready, v.health.Reason, v.health.DelegatedPods = ready, reason, delegated
+		v.healthMu.Unlock()
 		if apierrors.IsConflict(err) {
 			// Our cache was behind the Node: the next pass, at most
 			// PingInterval away, writes from a fresh copy.

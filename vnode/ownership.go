@@ -76,3 +76,7 @@ func DeleteVirtualNode(ctx context.Context, client kubernetes.Interface, name st
 	}
 	return nil
 }
+
+// ReasonNotAtollsNode is NodeHealth.Reason while the master Node of the
+// virtual node's name is not Atoll's (ErrNotVirtual).
+const ReasonNotAtollsNode = "NodeNotAtolls"

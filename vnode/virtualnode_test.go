@@ -548,6 +548,9 @@ func TestRealNodeOfTheSameNameLeftAlone(t *testing.T) {
 	eventually(t, "the conflict reported again", func() (bool, error) {
 		return b.vn.Health().LastErrorTime.After(first), nil
 	})
+	if h := b.vn.Health(); h.Ready || h.Reason != ReasonNotAtollsNode {
+		t.Errorf("health Ready %v, reason %q; want not Ready, %s", h.Ready, h.Reason, ReasonNotAtollsNode)
+	}
 	n, err := b.master.CoreV1().Nodes().Get(ctx, testNode, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
